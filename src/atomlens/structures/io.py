@@ -1,0 +1,142 @@
+"""Read structures from files and in-memory objects into validated Structure records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atomlens.errors import StructureError
+from atomlens.structures.record import DEFAULT_MIN_DISTANCE, Structure, make_structure
+
+
+def from_ase(
+    atoms: Any,
+    *,
+    source: str | None = None,
+    frame: int | None = None,
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+) -> Structure:
+    """Convert an ``ase.Atoms`` into a validated Structure (``atoms.info`` is kept)."""
+    return make_structure(
+        atoms.numbers,
+        atoms.positions,
+        np.asarray(atoms.cell[:]),
+        atoms.pbc,
+        source=source,
+        frame=frame,
+        info=dict(atoms.info),
+        min_distance=min_distance,
+    )
+
+
+def from_pymatgen(
+    obj: Any,
+    *,
+    source: str | None = None,
+    frame: int | None = None,
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+) -> Structure:
+    """Convert a pymatgen ``Structure`` (periodic) or ``Molecule`` (open) into a Structure."""
+    where = source or type(obj).__name__
+    if not obj.is_ordered:
+        raise StructureError("disordered sites (partial occupancy) are not supported", where, frame)
+    numbers = [site.specie.Z for site in obj]
+    if hasattr(obj, "lattice"):
+        return make_structure(
+            numbers, obj.cart_coords, obj.lattice.matrix, True,
+            source=where, frame=frame, min_distance=min_distance,
+        )
+    return make_structure(
+        numbers, obj.cart_coords, None, False,
+        source=where, frame=frame, min_distance=min_distance,
+    )
+
+
+def to_ase(structure: Structure) -> Any:
+    """Convert a Structure back into an ``ase.Atoms`` (with its info)."""
+    from ase import Atoms
+
+    atoms = Atoms(
+        numbers=structure.numbers,
+        positions=structure.positions,
+        cell=structure.cell if structure.is_periodic else None,
+        pbc=structure.pbc,
+    )
+    atoms.info.update(structure.info)
+    return atoms
+
+
+def as_structure(
+    obj: Any, *, source: str | None = None, min_distance: float = DEFAULT_MIN_DISTANCE
+) -> Structure:
+    """Convert any supported in-memory object (Structure, ase, pymatgen) into a Structure."""
+    if isinstance(obj, Structure):
+        return obj
+    module = type(obj).__module__
+    if module.startswith("ase"):
+        return from_ase(obj, source=source, min_distance=min_distance)
+    if module.startswith("pymatgen"):
+        return from_pymatgen(obj, source=source, min_distance=min_distance)
+    raise TypeError(
+        f"cannot convert {type(obj).__name__} to a structure; expected ase.Atoms, "
+        "pymatgen Structure/Molecule or atomlens Structure"
+    )
+
+
+def read_structures(
+    path: str | Path,
+    index: str | int | slice = ":",
+    *,
+    format: str | None = None,
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+) -> Iterator[Structure]:
+    """Read every frame of a file that ASE can read (extxyz, xyz, CIF, POSCAR, ASE db, ...).
+
+    Args:
+        path: File to read.
+        index: ASE index string or slice selecting frames (default: all).
+        format: ASE format name; guessed from the file name when None.
+        min_distance: Smallest allowed interatomic distance in Angstrom.
+
+    Yields:
+        One validated Structure per frame; ``frame`` counts from 0 within the file.
+
+    Raises:
+        StructureError: Naming the file and frame when a frame cannot be parsed or is invalid.
+        FileNotFoundError: If the file does not exist.
+    """
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file not found: '{path}'")
+    source = str(path)
+    frames = ase.io.iread(source, index=index, format=format)
+    frame = 0
+    while True:
+        try:
+            atoms = next(frames)
+        except StopIteration:
+            break
+        except Exception as exc:  # ASE raises many types for malformed input
+            raise StructureError(f"cannot parse: {_describe_parse_error(exc)}", source, frame) from exc
+        yield from_ase(atoms, source=source, frame=frame, min_distance=min_distance)
+        frame += 1
+    if frame == 0:
+        raise StructureError("file contains no structures", source, None)
+
+
+def read_many(
+    paths: Iterable[str | Path], *, min_distance: float = DEFAULT_MIN_DISTANCE
+) -> list[Structure]:
+    """Read all frames of several files into one list."""
+    return [s for p in paths for s in read_structures(p, min_distance=min_distance)]
+
+
+def _describe_parse_error(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"unknown element or key {exc}"
+    return f"{type(exc).__name__}: {exc}"
