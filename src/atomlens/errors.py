@@ -21,6 +21,9 @@ class StructureError(AtomlensError, ValueError):
         self.reason = message
         super().__init__(f"{describe_location(source, frame)}: {message}")
 
+    def __reduce__(self):  # keep source/frame when sent between processes
+        return (type(self), (self.reason, self.source, self.frame))
+
 
 class DataError(AtomlensError, ValueError):
     """A data set, label or cache is invalid or missing."""

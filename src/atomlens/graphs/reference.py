@@ -46,3 +46,41 @@ def pymatgen_voronoi_graph(structure: Structure, params: VoronoiParams | None = 
     return make_graph(
         structure, centers, neighbors, shifts.reshape(-1, 3), distance, angle, ratio
     )
+
+
+def pymatgen_molecule_faces(
+    structure: Structure, box_side: float, extra_points: np.ndarray | None = None
+) -> dict[tuple[int, int], float]:
+    """Face solid angles between the atoms of a molecule placed in a vacuum box.
+
+    The molecule (plus optional extra point atoms, e.g. ghosts) is centred in a cubic
+    periodic box of side ``box_side`` and tessellated by pymatgen ``VoronoiNN``; faces
+    shared with periodic images or extra points are removed.
+
+    Returns:
+        ``{(i, j): solid angle}`` for every face between two atoms of the molecule.
+    """
+    from pymatgen.analysis.local_env import VoronoiNN
+    from pymatgen.core import Lattice
+    from pymatgen.core import Structure as PmgStructure
+
+    n_atoms = len(structure)
+    centre = structure.positions.mean(axis=0)
+    coords = structure.positions - centre + box_side / 2
+    species = list(structure.numbers)
+    if extra_points is not None:
+        coords = np.vstack([coords, extra_points - centre + box_side / 2])
+        species += [2] * len(extra_points)
+    pmg = PmgStructure(
+        Lattice.cubic(box_side), species, coords, coords_are_cartesian=True, to_unit_cell=False
+    )
+    finder = VoronoiNN(weight="solid_angle", cutoff=box_side, compute_adj_neighbors=False)
+    faces: dict[tuple[int, int], float] = {}
+    for i in range(n_atoms):
+        for nn in finder.get_voronoi_polyhedra(pmg, i).values():
+            site = nn["site"]
+            j = int(site.index)
+            image = np.round(site.frac_coords - pmg[j].frac_coords)
+            if j < n_atoms and not image.any():
+                faces[(i, j)] = float(nn["solid_angle"])
+    return faces

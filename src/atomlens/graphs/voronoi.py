@@ -46,7 +46,7 @@ class VoronoiParams:
     min_solid_angle: float = 0.4
     min_solid_angle_ratio: float = 0.2
     max_distance: float | None = None
-    open_boundary_radius: float = 1000.0
+    open_boundary_radius: float = 1.0e4
     allow_isolated: bool = False
 
     def distance_limit(self, periodic: bool) -> float:

@@ -1,0 +1,106 @@
+"""Flat batches: the atoms and edges of several graphs concatenated, with a graph index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from atomlens.datasets.dataset import GraphDataset
+
+
+@dataclass
+class Batch:
+    """Tensors of B graphs with N atoms and E edges in all.
+
+    Edge indices (``centers``, ``neighbors``) point into the batch's atoms.
+    """
+
+    numbers: torch.Tensor  # (N,) long
+    positions: torch.Tensor  # (N, 3)
+    graph_index: torch.Tensor  # (N,) long: graph of each atom
+    centers: torch.Tensor  # (E,) long
+    neighbors: torch.Tensor  # (E,) long
+    shifts: torch.Tensor  # (E, 3)
+    distance: torch.Tensor  # (E,)
+    solid_angle: torch.Tensor  # (E,)
+    solid_angle_ratio: torch.Tensor  # (E,)
+    cell: torch.Tensor  # (B, 3, 3)
+    num_atoms: torch.Tensor  # (B,) long
+    targets: torch.Tensor  # (B, T)
+    index: torch.Tensor  # (B,) long: position of each graph in its data set
+
+    @property
+    def num_graphs(self) -> int:
+        """Number of graphs B."""
+        return int(self.num_atoms.shape[0])
+
+    def to(self, device: torch.device | str) -> Batch:
+        """A copy with every tensor on ``device``."""
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for each start/count pair, vectorised."""
+    total = int(counts.sum())
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return offsets + np.arange(total)
+
+
+def collate(
+    dataset: GraphDataset, indices: np.ndarray, dtype: torch.dtype = torch.float32
+) -> Batch:
+    """Gather the graphs at ``indices`` into one flat Batch (no per-graph Python loop)."""
+    a = dataset.arrays
+    indices = np.asarray(indices, dtype=np.int64)
+    atom_start = a["atom_ptr"][indices]
+    atom_count = a["atom_ptr"][indices + 1] - atom_start
+    edge_start = a["edge_ptr"][indices]
+    edge_count = a["edge_ptr"][indices + 1] - edge_start
+    atoms = _ranges(atom_start, atom_count)
+    edges = _ranges(edge_start, edge_count)
+    new_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
+    edge_offset = np.repeat(new_offset, edge_count)
+
+    def tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(kind)
+
+    return Batch(
+        numbers=tensor(a["numbers"][atoms], torch.long),
+        positions=tensor(a["positions"][atoms], dtype),
+        graph_index=torch.repeat_interleave(
+            torch.arange(indices.size), torch.from_numpy(atom_count)
+        ),
+        centers=tensor(a["centers"][edges] + edge_offset, torch.long),
+        neighbors=tensor(a["neighbors"][edges] + edge_offset, torch.long),
+        shifts=tensor(a["shifts"][edges], dtype),
+        distance=tensor(a["distance"][edges], dtype),
+        solid_angle=tensor(a["solid_angle"][edges], dtype),
+        solid_angle_ratio=tensor(a["solid_angle_ratio"][edges], dtype),
+        cell=tensor(a["cell"][indices], dtype),
+        num_atoms=tensor(atom_count, torch.long),
+        targets=tensor(a["targets"][indices], dtype),
+        index=tensor(indices, torch.long),
+    )
+
+
+def iterate_batches(
+    dataset: GraphDataset,
+    indices: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_last: bool = False,
+) -> Iterator[Batch]:
+    """Yield Batches over ``indices`` (shuffled reproducibly from ``seed`` if asked)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.asarray(indices, dtype=np.int64)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(order)
+    stop = len(order) - (len(order) % batch_size if drop_last else 0)
+    for start in range(0, stop, batch_size):
+        yield collate(dataset, order[start : start + batch_size])

@@ -1,0 +1,317 @@
+"""Graph cache on disk: graphs computed once, in parallel, resumably, written atomically.
+
+Layout of one cache entry (``<cache_dir>/<name>-<key>/``): ``manifest.json`` (parameters,
+versions, source fingerprint, counts, skipped records) and one ``.npy`` file per array, all
+graphs concatenated (atoms and edges indexed by ``atom_ptr``/``edge_ptr``). The key hashes
+the source fingerprint, the graph kind and parameters, the cache format and the versions of
+the libraries that compute graphs, so any change builds a new entry.
+
+While building, finished chunks are kept in ``.building-<name>-<key>/``; a killed build
+resumes from them. The entry appears under its final name only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atomlens.datasets.sources import Source
+from atomlens.errors import DataError, StructureError, describe_location
+from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
+from atomlens.graphs.graph import Graph
+from atomlens.graphs.voronoi import VoronoiParams, voronoi_graph
+from atomlens.structures.record import Structure
+
+FORMAT_VERSION = 1
+DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
+GRAPH_KINDS: dict[str, type] = {"voronoi": VoronoiParams, "cutoff": CutoffParams}
+EDGE_ARRAYS = {
+    "centers": np.int32,
+    "neighbors": np.int32,
+    "shifts": np.int16,
+    "distance": np.float32,
+    "solid_angle": np.float32,
+    "solid_angle_ratio": np.float32,
+}
+ATOM_ARRAYS = {"numbers": np.int16, "positions": np.float64}
+GRAPH_ARRAYS = {"cell": np.float64, "pbc": bool, "record_index": np.int64}
+
+
+def make_params(kind: str, **overrides: Any) -> VoronoiParams | CutoffParams:
+    """Graph parameters of the given kind with overrides (unknown names are an error)."""
+    if kind not in GRAPH_KINDS:
+        raise DataError(f"unknown graph kind '{kind}'; choose from {sorted(GRAPH_KINDS)}")
+    cls = GRAPH_KINDS[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise DataError(f"unknown {kind} parameter(s) {sorted(unknown)}; known: {sorted(names)}")
+    return cls(**overrides)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour determines the graphs."""
+    from importlib.metadata import version
+
+    import atomlens
+
+    versions = {name: version(name) for name in ("numpy", "scipy", "ase", "vesin")}
+    versions["atomlens"] = atomlens.__version__
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def cache_key(source: Source, kind: str, params: VoronoiParams | CutoffParams) -> str:
+    """Hash of everything that determines the cached arrays."""
+    versions = library_versions()
+    versions.pop("python")
+    payload = {
+        "format": FORMAT_VERSION,
+        "source": source.fingerprint,
+        "targets": list(source.target_names),
+        "kind": kind,
+        "params": dataclasses.asdict(params),
+        "versions": versions,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_graph_cache(
+    source: Source,
+    kind: str = "voronoi",
+    params: VoronoiParams | CutoffParams | None = None,
+    *,
+    cache_dir: Path | str = DEFAULT_CACHE_DIR,
+    workers: int | None = None,
+    chunk_size: int = 1000,
+    skip_invalid: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Compute the graphs of a source once and cache them on disk.
+
+    Args:
+        source: Structures and labels.
+        kind: ``voronoi`` (SCANN) or ``cutoff``.
+        params: Graph parameters (defaults of the kind when None).
+        cache_dir: Folder holding cache entries.
+        workers: Processes to use (default: all cores, at most 2 per the target machine).
+        chunk_size: Structures per resumable chunk.
+        skip_invalid: Skip (and list in the manifest) invalid structures and records with
+            NaN labels instead of raising an error.
+        progress: Show a progress bar (only on a terminal).
+
+    Returns:
+        The folder of the complete cache entry (reused if it already exists).
+
+    Raises:
+        DataError: For NaN labels (unless skipped) or an empty result.
+        StructureError: For the first invalid structure (unless skipped).
+    """
+    params = params or make_params(kind)
+    if chunk_size < 1:
+        raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
+    cache_dir = Path(cache_dir)
+    key = cache_key(source, kind, params)
+    final = cache_dir / f"{source.name}-{key}"
+    if (final / "manifest.json").is_file():
+        return final
+    label_skips = _check_labels(source, skip_invalid)
+
+    started = time.perf_counter()
+    building = cache_dir / f".building-{source.name}-{key}"
+    building.mkdir(parents=True, exist_ok=True)
+    chunks = [
+        (c, range(start, min(start + chunk_size, len(source))))
+        for c, start in enumerate(range(0, len(source), chunk_size))
+    ]
+    todo = [(c, r) for c, r in chunks if not (building / _chunk_name(c)).is_file()]
+    done_count = len(source) - sum(len(r) for _, r in todo)
+    tasks = (
+        (c, [source.structures[i] for i in r], r.start, kind, params, skip_invalid, label_skips)
+        for c, r in todo
+    )
+    from tqdm.auto import tqdm
+
+    with tqdm(
+        total=len(source), initial=done_count, unit="struct", desc=f"graphs {source.name}",
+        disable=None if progress else True, smoothing=0.1,
+    ) as bar:
+        for chunk_id, arrays, count in _run_tasks(tasks, _resolve_workers(workers, len(todo))):
+            _save_atomic_npz(building / _chunk_name(chunk_id), arrays)
+            bar.update(count)
+
+    _assemble(source, kind, params, key, building, final, len(chunks), started)
+    shutil.rmtree(building, ignore_errors=True)
+    return final
+
+
+def _check_labels(source: Source, skip_invalid: bool) -> frozenset[int]:
+    bad_rows = np.nonzero(~np.isfinite(source.targets).all(axis=1))[0]
+    if bad_rows.size and not skip_invalid:
+        row = int(bad_rows[0])
+        column = int(np.nonzero(~np.isfinite(source.targets[row]))[0][0])
+        structure = source.structures[row]
+        raise DataError(
+            f"{describe_location(structure.source, structure.frame)} "
+            f"(id {source.ids[row]}): label '{source.target_names[column]}' is "
+            f"{source.targets[row, column]} ({bad_rows.size} records have non-finite labels); "
+            "choose other targets or pass skip_invalid / --skip-invalid"
+        )
+    return frozenset(int(r) for r in bad_rows)
+
+
+def _resolve_workers(workers: int | None, n_tasks: int) -> int:
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    wanted = available if workers is None else workers
+    if wanted < 1:
+        raise DataError(f"workers must be >= 1, got {wanted}")
+    return max(1, min(wanted, n_tasks))
+
+
+def _run_tasks(tasks: Iterator[tuple], workers: int) -> Iterator[tuple[int, dict, int]]:
+    if workers == 1:
+        yield from map(_build_chunk, tasks)
+        return
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap_unordered(_build_chunk, tasks)
+
+
+def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
+    chunk_id, structures, first_index, kind, params, skip_invalid, label_skips = task
+    graphs: list[Graph] = []
+    kept: list[int] = []
+    skipped: list[tuple[int, str]] = []
+    build = voronoi_graph if kind == "voronoi" else cutoff_graph
+    for offset, structure in enumerate(structures):
+        index = first_index + offset
+        if index in label_skips:
+            skipped.append((index, "non-finite label"))
+            continue
+        try:
+            graphs.append(build(structure, params))
+        except StructureError as exc:
+            if not skip_invalid:
+                raise
+            skipped.append((index, exc.reason))
+            continue
+        kept.append(index)
+    arrays = _concatenate(graphs, kept)
+    arrays["skipped_index"] = np.array([s[0] for s in skipped], dtype=np.int64)
+    arrays["skipped_reason"] = np.array([s[1] for s in skipped], dtype=str)
+    return chunk_id, arrays, len(structures)
+
+
+def _concatenate(graphs: list[Graph], kept: list[int]) -> dict[str, np.ndarray]:
+    def cat(name: str, dtype: Any, width: tuple[int, ...] = ()) -> np.ndarray:
+        parts = [getattr(g, name) for g in graphs]
+        return np.concatenate(parts).astype(dtype) if parts else np.empty((0, *width), dtype)
+
+    arrays = {name: cat(name, dtype) for name, dtype in EDGE_ARRAYS.items() if name != "shifts"}
+    arrays["shifts"] = cat("shifts", np.int16, (3,))
+    arrays["numbers"] = cat("numbers", np.int16)
+    arrays["positions"] = cat("positions", np.float64, (3,))
+    arrays["cell"] = np.array([g.cell for g in graphs], dtype=np.float64).reshape(-1, 3, 3)
+    arrays["pbc"] = np.array([g.pbc for g in graphs], dtype=bool).reshape(-1, 3)
+    arrays["record_index"] = np.array(kept, dtype=np.int64)
+    arrays["atom_count"] = np.array([g.num_atoms for g in graphs], dtype=np.int64)
+    arrays["edge_count"] = np.array([g.num_edges for g in graphs], dtype=np.int64)
+    return arrays
+
+
+def _chunk_name(chunk_id: int) -> str:
+    return f"chunk-{chunk_id:06d}.npz"
+
+
+def _save_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with tmp.open("wb") as handle:
+        np.savez(handle, **arrays)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _assemble(
+    source: Source,
+    kind: str,
+    params: VoronoiParams | CutoffParams,
+    key: str,
+    building: Path,
+    final: Path,
+    n_chunks: int,
+    started: float,
+) -> None:
+    parts: dict[str, list[np.ndarray]] = {}
+    for chunk_id in range(n_chunks):
+        with np.load(building / _chunk_name(chunk_id)) as chunk:
+            for name in chunk.files:
+                parts.setdefault(name, []).append(chunk[name])
+    merged = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    skipped = [
+        {"record": int(i), "id": source.ids[int(i)], "reason": str(r)}
+        for i, r in zip(merged.pop("skipped_index"), merged.pop("skipped_reason"), strict=True)
+    ]
+    if merged["record_index"].size == 0:
+        raise DataError(f"no valid structure left in '{source.name}' ({len(skipped)} skipped)")
+    atom_count = merged.pop("atom_count")
+    edge_count = merged.pop("edge_count")
+    merged["atom_ptr"] = np.concatenate([[0], np.cumsum(atom_count)]).astype(np.int64)
+    merged["edge_ptr"] = np.concatenate([[0], np.cumsum(edge_count)]).astype(np.int64)
+    merged["targets"] = source.targets[merged["record_index"]]
+    merged["ids"] = np.array([source.ids[i] for i in merged["record_index"]], dtype=str)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "key": key,
+        "versions": library_versions(),
+        "source": {"name": source.name, "fingerprint": source.fingerprint,
+                   "n_records": len(source)},
+        "graph": {"kind": kind, "params": dataclasses.asdict(params)},
+        "targets": list(source.target_names),
+        "units": {t: source.units.get(t, "") for t in source.target_names},
+        "n_graphs": int(merged["record_index"].size),
+        "n_atoms": int(merged["atom_ptr"][-1]),
+        "n_edges": int(merged["edge_ptr"][-1]),
+        "skipped": skipped,
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "arrays": sorted(merged),
+    }
+    staging = building / "entry"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name, array in merged.items():
+        np.save(staging / f"{name}.npy", array, allow_pickle=False)
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if final.exists():  # a concurrent build finished first; keep its identical result
+        return
+    os.replace(staging, final)
+
+
+def read_manifest(path: Path | str) -> dict[str, Any]:
+    """Read and check the manifest of a cache entry."""
+    manifest_path = Path(path) / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataError(f"'{path}' is not a graph cache entry (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"'{manifest_path}' is corrupt: {exc}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"'{path}' has cache format {manifest.get('format_version')}, expected "
+            f"{FORMAT_VERSION}; rebuild it"
+        )
+    return manifest

@@ -1,0 +1,91 @@
+"""A cached graph data set, memory-mapped from disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atomlens.datasets.cache import read_manifest
+from atomlens.errors import DataError
+from atomlens.graphs.graph import Graph
+
+
+class GraphDataset:
+    """Graphs and labels of one cache entry; arrays are memory-mapped (loaded on touch).
+
+    Attributes:
+        path: The cache entry folder.
+        manifest: Its manifest (parameters, versions, counts).
+        arrays: Name -> array, see ``atomlens.datasets.cache``.
+    """
+
+    def __init__(self, path: Path | str, *, mmap: bool = True):
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        mode = "r" if mmap else None
+        self.arrays: dict[str, np.ndarray] = {}
+        for name in self.manifest["arrays"]:
+            file = self.path / f"{name}.npy"
+            if not file.is_file():
+                raise DataError(f"cache entry '{self.path}' is missing '{file.name}'; rebuild it")
+            self.arrays[name] = np.load(file, mmap_mode=mode, allow_pickle=False)
+
+    def __len__(self) -> int:
+        return int(self.manifest["n_graphs"])
+
+    @property
+    def target_names(self) -> list[str]:
+        """Names of the label columns."""
+        return list(self.manifest["targets"])
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Labels (G, T)."""
+        return self.arrays["targets"]
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Identifier of each graph."""
+        return self.arrays["ids"]
+
+    def graph(self, index: int) -> Graph:
+        """The graph at ``index`` as a Graph object."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"graph index {index} out of range for {len(self)} graphs")
+        index %= len(self)
+        a = self.arrays
+        atoms = slice(int(a["atom_ptr"][index]), int(a["atom_ptr"][index + 1]))
+        edges = slice(int(a["edge_ptr"][index]), int(a["edge_ptr"][index + 1]))
+        return Graph(
+            numbers=np.asarray(a["numbers"][atoms], dtype=np.int64),
+            positions=np.asarray(a["positions"][atoms]),
+            cell=np.asarray(a["cell"][index]),
+            pbc=np.asarray(a["pbc"][index]),
+            centers=np.asarray(a["centers"][edges], dtype=np.int64),
+            neighbors=np.asarray(a["neighbors"][edges], dtype=np.int64),
+            shifts=np.asarray(a["shifts"][edges], dtype=np.int64),
+            distance=np.asarray(a["distance"][edges], dtype=np.float64),
+            solid_angle=np.asarray(a["solid_angle"][edges], dtype=np.float64),
+            solid_angle_ratio=np.asarray(a["solid_angle_ratio"][edges], dtype=np.float64),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and statistics for display."""
+        a = self.arrays
+        atoms = np.diff(a["atom_ptr"])
+        degree = np.diff(a["edge_ptr"]) / np.maximum(atoms, 1)
+        elements, counts = np.unique(np.asarray(a["numbers"]), return_counts=True)
+        return {
+            "graphs": len(self),
+            "atoms": int(a["atom_ptr"][-1]),
+            "edges": int(a["edge_ptr"][-1]),
+            "atoms_per_graph": float(atoms.mean()),
+            "mean_degree": float(a["edge_ptr"][-1] / max(int(a["atom_ptr"][-1]), 1)),
+            "degree_range_per_graph": [float(degree.min()), float(degree.max())],
+            "elements": {int(z): int(c) for z, c in zip(elements, counts, strict=True)},
+            "skipped": len(self.manifest["skipped"]),
+            "kind": self.manifest["graph"]["kind"],
+            "targets": self.target_names,
+        }

@@ -1,0 +1,151 @@
+"""Data sources: structures plus labels, from QM9, extxyz/ASE-db files or MatBench."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from atomlens.errors import DataError, StructureError
+from atomlens.structures.io import read_structures
+from atomlens.structures.record import Structure
+
+
+@dataclass
+class Source:
+    """Structures with their labels.
+
+    Attributes:
+        name: Short name used for cache folders (e.g. ``qm9``, ``mp_crystals_36k``).
+        structures: The structures.
+        targets: (M, T) labels; NaN where a label is missing.
+        target_names: Names of the T label columns.
+        ids: One identifier string per structure.
+        fingerprint: Hash identifying the source content and selection.
+        units: Unit of each target, where known.
+    """
+
+    name: str
+    structures: list[Structure]
+    targets: np.ndarray
+    target_names: tuple[str, ...]
+    ids: list[str]
+    fingerprint: str
+    units: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+
+def load_source(
+    spec: str,
+    *,
+    targets: list[str] | None = None,
+    limit: int | None = None,
+    id_key: str | None = None,
+) -> Source:
+    """Load a data source from a spec string.
+
+    Args:
+        spec: ``qm9``, ``matbench:<task>`` or a path to any file ASE reads
+            (extxyz with labels in ``info``, ASE db, ...).
+        targets: Label names to keep (default: all numeric labels of the source).
+        limit: Keep only the first ``limit`` structures.
+        id_key: ``info`` key holding an identifier (default: ``material_id``/``id`` when
+            present, else ``<file>:<frame>``).
+
+    Returns:
+        The loaded Source.
+
+    Raises:
+        DataError: For an empty source, unknown targets or a missing optional package.
+    """
+    if limit is not None and limit <= 0:
+        raise DataError(f"limit must be positive, got {limit}")
+    if spec == "qm9":
+        source = _qm9_source(limit)
+    elif spec.startswith("matbench:"):
+        from atomlens.datasets.matbench import load_matbench
+
+        source = load_matbench(spec.split(":", 1)[1], limit=limit)
+    else:
+        source = _file_source(Path(spec), limit, id_key)
+    if not len(source):
+        raise DataError(f"data source '{spec}' contains no structures")
+    if targets:
+        unknown = [t for t in targets if t not in source.target_names]
+        if unknown:
+            raise DataError(
+                f"unknown target(s) {unknown} in '{spec}'; available: {list(source.target_names)}"
+            )
+        columns = [source.target_names.index(t) for t in targets]
+        source.targets = source.targets[:, columns]
+        source.target_names = tuple(targets)
+        source.fingerprint += ":" + ",".join(targets)
+    return source
+
+
+def _qm9_source(limit: int | None) -> Source:
+    from atomlens.datasets.qm9 import QM9_TARGETS, load_qm9
+
+    table = load_qm9(limit)
+    return Source(
+        name="qm9" if limit is None else f"qm9_first{limit}",
+        structures=table.structures,
+        targets=table.targets,
+        target_names=table.target_names,
+        ids=[f"qm9:{i}" for i in table.ids],
+        fingerprint=f"qm9:{table.source_hash}",
+        units={name: unit for name, (_, _, unit) in QM9_TARGETS.items()},
+    )
+
+
+def _file_source(path: Path, limit: int | None, id_key: str | None) -> Source:
+    index = ":" if limit is None else f":{limit}"
+    structures = list(read_structures(path, index=index))
+    label_names = _numeric_info_keys(structures)
+    targets = np.array(
+        [[_as_float(s.info.get(k)) for k in label_names] for s in structures], dtype=np.float64
+    ).reshape(len(structures), len(label_names))
+    key = id_key or next(
+        (k for k in ("material_id", "id", "name") if all(k in s.info for s in structures)), None
+    )
+    if id_key and not all(id_key in s.info for s in structures):
+        missing = next(s.frame for s in structures if id_key not in s.info)
+        raise StructureError(f"id key '{id_key}' missing", str(path), missing)
+    ids = [str(s.info[key]) if key else f"{path.name}:{s.frame}" for s in structures]
+    return Source(
+        name=path.stem if limit is None else f"{path.stem}_first{limit}",
+        structures=structures,
+        targets=targets,
+        target_names=tuple(label_names),
+        ids=ids,
+        fingerprint=f"file:{file_sha256(path)}:{index}",
+    )
+
+
+def _numeric_info_keys(structures: list[Structure]) -> list[str]:
+    """Info keys holding a real number in every frame where they appear, in first-seen order."""
+    keys: dict[str, bool] = {}
+    for s in structures:
+        for k, v in s.info.items():
+            numeric = isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+                v, bool
+            )
+            keys[k] = keys.get(k, True) and numeric
+    return [k for k, ok in keys.items() if ok]
+
+
+def _as_float(value: object) -> float:
+    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content (first 16 hex digits)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
