@@ -1,0 +1,224 @@
+"""The ``atomlens`` command line. Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from atomlens.errors import AtomlensError
+
+EXAMPLES = """\
+examples:
+  atomlens data info qm9 --limit 1000
+  atomlens data info crystals.extxyz
+  atomlens graphs build qm9 --limit 2000 --targets homo lumo
+  atomlens graphs build crystals.extxyz --targets formation_energy_per_atom
+  atomlens graphs build crystals.extxyz --kind cutoff --param cutoff=5.0
+  atomlens graphs info .cache/atomlens/qm9_first2000-<key>
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        args.handler(args)
+    except (AtomlensError, FileNotFoundError) as exc:
+        print(f"atomlens: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("atomlens: interrupted (finished work is kept; run again to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atomlens",
+        description="Learn material properties from atomic structure and see which atoms matter.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from atomlens import __version__
+
+    parser.add_argument("--version", action="version", version=f"atomlens {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    data = commands.add_parser("data", help="inspect data sources").add_subparsers(
+        title="data commands", metavar="ACTION"
+    )
+    info = data.add_parser(
+        "info",
+        help="count structures, elements and label statistics of a source",
+        description="Summarise a data source: qm9, matbench:<task>, or any file ASE reads.",
+    )
+    _add_source_arguments(info)
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(handler=_data_info)
+
+    graphs = commands.add_parser("graphs", help="build and inspect graph caches").add_subparsers(
+        title="graphs commands", metavar="ACTION"
+    )
+    build = graphs.add_parser(
+        "build",
+        help="compute neighbour graphs once and cache them on disk",
+        description=(
+            "Compute Voronoi (SCANN, default) or cutoff graphs for every structure of a "
+            "source, in parallel, into a cache entry. Interrupted builds resume."
+        ),
+    )
+    _add_source_arguments(build)
+    build.add_argument("--kind", choices=["voronoi", "cutoff"], default="voronoi",
+                       help="graph kind (default: voronoi)")
+    build.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="graph parameter, e.g. min_solid_angle=0.4, min_solid_angle_ratio=0.2, "
+             "max_distance=6.0 (voronoi) or cutoff=5.0 (cutoff); repeatable",
+    )
+    build.add_argument("--cache-dir", type=Path, default=None,
+                       help="cache folder (default: $ATOMLENS_CACHE or .cache/atomlens)")
+    build.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    build.add_argument("--chunk-size", type=int, default=1000,
+                       help="structures per resumable chunk (default: 1000)")
+    build.add_argument("--skip-invalid", action="store_true",
+                       help="skip invalid structures and NaN labels (listed in the manifest)")
+    build.set_defaults(handler=_graphs_build)
+
+    ginfo = graphs.add_parser("info", help="summarise a cache entry",
+                              description="Print the manifest summary of a graph cache entry.")
+    ginfo.add_argument("path", type=Path, help="cache entry folder (printed by 'graphs build')")
+    ginfo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ginfo.set_defaults(handler=_graphs_info)
+    return parser
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="qm9, matbench:<task>, or a structure file (extxyz, db, ...)")
+    parser.add_argument("--targets", nargs="+", default=None, metavar="NAME",
+                        help="labels to keep (default: all numeric labels)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N structures")
+
+
+def _data_info(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from atomlens.datasets.sources import load_source
+
+    source = load_source(args.source, targets=args.targets, limit=args.limit)
+    sizes = np.array([len(s) for s in source.structures])
+    periodic = sum(s.is_periodic for s in source.structures)
+    numbers = np.concatenate([s.numbers for s in source.structures])
+    from ase.data import chemical_symbols
+
+    elements = {chemical_symbols[z]: int(c) for z, c in zip(*np.unique(numbers, return_counts=True), strict=True)}
+    labels: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(source.target_names):
+        column = source.targets[:, k]
+        finite = column[np.isfinite(column)]
+        labels[name] = {
+            "unit": source.units.get(name, ""),
+            "count": int(finite.size),
+            "missing": int(column.size - finite.size),
+            "mean": float(finite.mean()) if finite.size else None,
+            "std": float(finite.std()) if finite.size else None,
+            "min": float(finite.min()) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+        }
+    summary = {
+        "source": args.source,
+        "structures": len(source),
+        "periodic": int(periodic),
+        "atoms_per_structure": {"mean": float(sizes.mean()), "min": int(sizes.min()),
+                                "max": int(sizes.max())},
+        "elements": elements,
+        "labels": labels,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"source      {args.source}")
+    print(f"structures  {len(source)} ({periodic} periodic, {len(source) - periodic} molecules)")
+    print(f"atoms       mean {sizes.mean():.1f}, min {sizes.min()}, max {sizes.max()}")
+    print(f"elements    {len(elements)}: " + " ".join(f"{e}:{c}" for e, c in elements.items()))
+    print(f"{'label':<28}{'unit':<14}{'count':>8}{'missing':>9}{'mean':>12}{'std':>12}")
+    for name, st in labels.items():
+        mean = f"{st['mean']:.4g}" if st["mean"] is not None else "-"
+        std = f"{st['std']:.4g}" if st["std"] is not None else "-"
+        print(f"{name:<28}{st['unit']:<14}{st['count']:>8}{st['missing']:>9}{mean:>12}{std:>12}")
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    from atomlens.errors import DataError
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise DataError(f"--param expects NAME=VALUE, got '{pair}'")
+        lowered = value.strip().lower()
+        if lowered in {"true", "false"}:
+            params[name] = lowered == "true"
+        elif lowered in {"none", "null"}:
+            params[name] = None
+        else:
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise DataError(f"--param {name}: '{value}' is not a number") from None
+    return params
+
+
+def _graphs_build(args: argparse.Namespace) -> None:
+    from atomlens.datasets.cache import DEFAULT_CACHE_DIR, build_graph_cache, make_params
+    from atomlens.datasets.dataset import GraphDataset
+    from atomlens.datasets.sources import load_source
+
+    params = make_params(args.kind, **_parse_params(args.param))
+    source = load_source(args.source, targets=args.targets, limit=args.limit)
+    path = build_graph_cache(
+        source, args.kind, params,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        workers=args.workers, chunk_size=args.chunk_size, skip_invalid=args.skip_invalid,
+    )
+    print(f"cache entry: {path}")
+    _print_summary(GraphDataset(path))
+
+
+def _graphs_info(args: argparse.Namespace) -> None:
+    from atomlens.datasets.dataset import GraphDataset
+
+    dataset = GraphDataset(args.path)
+    if args.json:
+        print(json.dumps({"manifest": dataset.manifest, "summary": dataset.summary()}, indent=2))
+        return
+    _print_summary(dataset)
+
+
+def _print_summary(dataset: Any) -> None:
+    from ase.data import chemical_symbols
+
+    s = dataset.summary()
+    m = dataset.manifest
+    print(f"source      {m['source']['name']} ({m['source']['n_records']} records, "
+          f"{s['skipped']} skipped)")
+    print(f"graph       {s['kind']} {json.dumps(m['graph']['params'])}")
+    print(f"graphs      {s['graphs']}, atoms {s['atoms']} ({s['atoms_per_graph']:.1f}/graph), "
+          f"edges {s['edges']}")
+    print(f"degree      mean {s['mean_degree']:.2f} neighbours per atom")
+    print("elements    " + " ".join(f"{chemical_symbols[z]}:{c}" for z, c in s["elements"].items()))
+    print(f"targets     {', '.join(f'{t} [{u}]' if u else t for t, u in m['units'].items())}")
+    print(f"built in    {m['build_seconds']:.1f} s")
+    for item in m["skipped"][:5]:
+        print(f"skipped     record {item['record']} ({item['id']}): {item['reason']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
