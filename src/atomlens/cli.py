@@ -76,24 +76,45 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_source_arguments(build)
-    build.add_argument("--kind", choices=["voronoi", "cutoff"], default="voronoi",
-                       help="graph kind (default: voronoi)")
     build.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
-        help="graph parameter, e.g. min_solid_angle=0.4, min_solid_angle_ratio=0.2, "
-             "max_distance=6.0 (voronoi) or cutoff=5.0 (cutoff); repeatable",
+        "--kind",
+        choices=["voronoi", "cutoff"],
+        default="voronoi",
+        help="graph kind (default: voronoi)",
     )
-    build.add_argument("--cache-dir", type=Path, default=None,
-                       help="cache folder (default: $ATOMLENS_CACHE or .cache/atomlens)")
+    build.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="graph parameter, e.g. min_solid_angle=0.4, min_solid_angle_ratio=0.2, "
+        "max_distance=6.0 (voronoi) or cutoff=5.0 (cutoff); repeatable",
+    )
+    build.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache folder (default: $ATOMLENS_CACHE or .cache/atomlens)",
+    )
     build.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    build.add_argument("--chunk-size", type=int, default=1000,
-                       help="structures per resumable chunk (default: 1000)")
-    build.add_argument("--skip-invalid", action="store_true",
-                       help="skip invalid structures and NaN labels (listed in the manifest)")
+    build.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1000,
+        help="structures per resumable chunk (default: 1000)",
+    )
+    build.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip invalid structures and NaN labels (listed in the manifest)",
+    )
     build.set_defaults(handler=_graphs_build)
 
-    ginfo = graphs.add_parser("info", help="summarise a cache entry",
-                              description="Print the manifest summary of a graph cache entry.")
+    ginfo = graphs.add_parser(
+        "info",
+        help="summarise a cache entry",
+        description="Print the manifest summary of a graph cache entry.",
+    )
     ginfo.add_argument("path", type=Path, help="cache entry folder (printed by 'graphs build')")
     ginfo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ginfo.set_defaults(handler=_graphs_info)
@@ -101,9 +122,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="qm9, matbench:<task>, or a structure file (extxyz, db, ...)")
-    parser.add_argument("--targets", nargs="+", default=None, metavar="NAME",
-                        help="labels to keep (default: all numeric labels)")
+    parser.add_argument(
+        "source", help="qm9, matbench:<task>, or a structure file (extxyz, db, ...)"
+    )
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="labels to keep (default: all numeric labels)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N structures")
 
 
@@ -118,7 +146,10 @@ def _data_info(args: argparse.Namespace) -> None:
     numbers = np.concatenate([s.numbers for s in source.structures])
     from ase.data import chemical_symbols
 
-    elements = {chemical_symbols[z]: int(c) for z, c in zip(*np.unique(numbers, return_counts=True), strict=True)}
+    elements = {
+        chemical_symbols[z]: int(c)
+        for z, c in zip(*np.unique(numbers, return_counts=True), strict=True)
+    }
     labels: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(source.target_names):
         column = source.targets[:, k]
@@ -136,8 +167,11 @@ def _data_info(args: argparse.Namespace) -> None:
         "source": args.source,
         "structures": len(source),
         "periodic": int(periodic),
-        "atoms_per_structure": {"mean": float(sizes.mean()), "min": int(sizes.min()),
-                                "max": int(sizes.max())},
+        "atoms_per_structure": {
+            "mean": float(sizes.mean()),
+            "min": int(sizes.min()),
+            "max": int(sizes.max()),
+        },
         "elements": elements,
         "labels": labels,
     }
@@ -184,9 +218,13 @@ def _graphs_build(args: argparse.Namespace) -> None:
     params = make_params(args.kind, **_parse_params(args.param))
     source = load_source(args.source, targets=args.targets, limit=args.limit)
     path = build_graph_cache(
-        source, args.kind, params,
+        source,
+        args.kind,
+        params,
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
-        workers=args.workers, chunk_size=args.chunk_size, skip_invalid=args.skip_invalid,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        skip_invalid=args.skip_invalid,
     )
     print(f"cache entry: {path}")
     _print_summary(GraphDataset(path))
@@ -207,11 +245,15 @@ def _print_summary(dataset: Any) -> None:
 
     s = dataset.summary()
     m = dataset.manifest
-    print(f"source      {m['source']['name']} ({m['source']['n_records']} records, "
-          f"{s['skipped']} skipped)")
+    print(
+        f"source      {m['source']['name']} ({m['source']['n_records']} records, "
+        f"{s['skipped']} skipped)"
+    )
     print(f"graph       {s['kind']} {json.dumps(m['graph']['params'])}")
-    print(f"graphs      {s['graphs']}, atoms {s['atoms']} ({s['atoms_per_graph']:.1f}/graph), "
-          f"edges {s['edges']}")
+    print(
+        f"graphs      {s['graphs']}, atoms {s['atoms']} ({s['atoms_per_graph']:.1f}/graph), "
+        f"edges {s['edges']}"
+    )
     print(f"degree      mean {s['mean_degree']:.2f} neighbours per atom")
     print("elements    " + " ".join(f"{chemical_symbols[z]}:{c}" for z, c in s["elements"].items()))
     print(f"targets     {', '.join(f'{t} [{u}]' if u else t for t, u in m['units'].items())}")

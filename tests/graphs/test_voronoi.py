@@ -15,8 +15,9 @@ def edge_table(graph):
     """{(center, neighbor, shift): solid angle}."""
     return {
         (int(c), int(n), tuple(int(x) for x in s)): float(w)
-        for c, n, s, w in zip(graph.centers, graph.neighbors, graph.shifts, graph.solid_angle,
-                              strict=True)
+        for c, n, s, w in zip(
+            graph.centers, graph.neighbors, graph.shifts, graph.solid_angle, strict=True
+        )
     }
 
 
@@ -106,8 +107,10 @@ def test_any_cell_shape_gives_the_same_environment(transform):
 def test_unwrapped_positions_give_the_same_graph(crystal_file):
     structure = next(iter(read_structures(crystal_file, index="2")))
     shifted = make_structure(
-        structure.numbers, structure.positions + structure.cell[0] * 3 - structure.cell[2],
-        structure.cell, True,
+        structure.numbers,
+        structure.positions + structure.cell[0] * 3 - structure.cell[2],
+        structure.cell,
+        True,
     )
     a, b = voronoi_graph(structure), voronoi_graph(shifted)
     np.testing.assert_allclose(a.solid_angle, b.solid_angle, rtol=1e-9)
@@ -141,8 +144,9 @@ def test_molecule_graph_is_rotation_translation_permutation_invariant(molecule_f
         (int(perm[c]), int(perm[n])): w
         for c, n, w in zip(b.centers, b.neighbors, b.solid_angle, strict=True)
     }
-    original = {(int(c), int(n)): w for c, n, w in zip(a.centers, a.neighbors, a.solid_angle,
-                                                      strict=True)}
+    original = {
+        (int(c), int(n)): w for c, n, w in zip(a.centers, a.neighbors, a.solid_angle, strict=True)
+    }
     assert mapped.keys() == original.keys()
     for key, value in original.items():
         assert mapped[key] == pytest.approx(value, rel=1e-4)  # ghost shell orientation
@@ -151,8 +155,10 @@ def test_molecule_graph_is_rotation_translation_permutation_invariant(molecule_f
 
 def open_faces(structure):
     faces = voronoi_faces(structure)
-    return {(int(c), int(n)): float(w) for c, n, w in
-            zip(faces.centers, faces.neighbors, faces.solid_angle, strict=True)}
+    return {
+        (int(c), int(n)): float(w)
+        for c, n, w in zip(faces.centers, faces.neighbors, faces.solid_angle, strict=True)
+    }
 
 
 def test_molecule_faces_equal_pymatgen_with_the_same_boundary(molecule_file):
@@ -175,8 +181,10 @@ def filtered(faces, max_distance=4.0, positions=None):
     for (i, _), w in faces.items():
         best[i] = max(best.get(i, 0.0), w)
     return {
-        k for k, w in faces.items()
-        if w >= 0.4 and w / best[k[0]] >= 0.2
+        k
+        for k, w in faces.items()
+        if w >= 0.4
+        and w / best[k[0]] >= 0.2
         and np.linalg.norm(positions[k[0]] - positions[k[1]]) <= max_distance
     }
 
@@ -190,8 +198,7 @@ def test_molecule_graph_equals_large_vacuum_box_without_images(molecule_file):
         box = pymatgen_molecule_faces(molecule, extent + 2.0e4)
         ours = open_faces(molecule)
         graph = voronoi_graph(molecule)
-        ours_edges = {(int(c), int(n)) for c, n in zip(graph.centers, graph.neighbors,
-                                                      strict=True)}
+        ours_edges = {(int(c), int(n)) for c, n in zip(graph.centers, graph.neighbors, strict=True)}
         assert filtered(box, positions=molecule.positions) == ours_edges, molecule.formula
         for key in ours_edges:
             assert ours[key] == pytest.approx(box[key], abs=2e-3)

@@ -18,8 +18,9 @@ from atomlens.structures import (
 
 def test_ase_and_pymatgen_give_the_same_record():
     atoms = ase.build.bulk("NaCl", "rocksalt", a=5.64)
-    pmg = PmgStructure(Lattice(atoms.cell[:]), ["Na", "Cl"], atoms.positions,
-                       coords_are_cartesian=True)
+    pmg = PmgStructure(
+        Lattice(atoms.cell[:]), ["Na", "Cl"], atoms.positions, coords_are_cartesian=True
+    )
     a, b = from_ase(atoms), from_pymatgen(pmg)
     assert np.array_equal(a.numbers, b.numbers)
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-12)
@@ -73,7 +74,7 @@ def test_zero_volume_cell_is_rejected():
 
 
 def test_overlap_with_periodic_image_is_found():
-    with pytest.raises(StructureError, match="atoms 0 and 1 are 0.300 A apart"):
+    with pytest.raises(StructureError, match=r"atoms 0 and 1 are 0\.300 A apart"):
         make_structure([8, 8], [[0, 0, 0], [4.7, 0, 0]], np.eye(3) * 5.0, True)
     with pytest.raises(StructureError, match="own periodic image"):
         make_structure([8], [[0, 0, 0]], np.eye(3) * 0.4, True)

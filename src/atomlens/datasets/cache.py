@@ -31,7 +31,6 @@ from atomlens.errors import DataError, StructureError, describe_location
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graph
-from atomlens.structures.record import Structure
 
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
@@ -144,8 +143,12 @@ def build_graph_cache(
     from tqdm.auto import tqdm
 
     with tqdm(
-        total=len(source), initial=done_count, unit="struct", desc=f"graphs {source.name}",
-        disable=None if progress else True, smoothing=0.1,
+        total=len(source),
+        initial=done_count,
+        unit="struct",
+        desc=f"graphs {source.name}",
+        disable=None if progress else True,
+        smoothing=0.1,
     ) as bar:
         for chunk_id, arrays, count in _run_tasks(tasks, _resolve_workers(workers, len(todo))):
             _save_atomic_npz(building / _chunk_name(chunk_id), arrays)
@@ -276,8 +279,11 @@ def _assemble(
         "format_version": FORMAT_VERSION,
         "key": key,
         "versions": library_versions(),
-        "source": {"name": source.name, "fingerprint": source.fingerprint,
-                   "n_records": len(source)},
+        "source": {
+            "name": source.name,
+            "fingerprint": source.fingerprint,
+            "n_records": len(source),
+        },
         "graph": {"kind": kind, "params": dataclasses.asdict(params)},
         "targets": list(source.target_names),
         "units": {t: source.units.get(t, "") for t in source.target_names},

@@ -19,9 +19,7 @@ def load_matbench(task: str, *, limit: int | None = None):  # -> Source
     try:
         from matminer.datasets import load_dataset
     except ImportError:
-        raise DataError(
-            "MatBench needs matminer: pip install 'atomlens[matbench]'"
-        ) from None
+        raise DataError("MatBench needs matminer: pip install 'atomlens[matbench]'") from None
     try:
         frame = load_dataset(task)
     except Exception as exc:  # network and HTTP errors come in many types

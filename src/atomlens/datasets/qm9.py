@@ -148,7 +148,10 @@ def load_qm9(limit: int | None = None, *, data_dir: Path | None = None) -> QM9Ta
             make_structure(numbers, positions, source=where, info={"qm9_id": int(row.Index)})
         )
     targets = np.column_stack(
-        [table[column].to_numpy(dtype=np.float64) * factor for column, factor, _ in QM9_TARGETS.values()]
+        [
+            table[column].to_numpy(dtype=np.float64) * factor
+            for column, factor, _ in QM9_TARGETS.values()
+        ]
     )
     return QM9Table(
         ids=table["Index"].to_numpy(dtype=np.int64),

@@ -60,6 +60,7 @@ def random_split(
 
     Sizes may be fractions (of ``n_total``) or counts; ``train`` defaults to the rest.
     """
+
     def count(size: float | int) -> int:
         value = round(size * n_total) if isinstance(size, float) else int(size)
         if value < 0:

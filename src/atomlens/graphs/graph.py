@@ -61,9 +61,7 @@ class Graph:
     def edge_vectors(self) -> np.ndarray:
         """Cartesian vectors from centre to neighbour (E, 3)."""
         return (
-            self.positions[self.neighbors]
-            + self.shifts @ self.cell
-            - self.positions[self.centers]
+            self.positions[self.neighbors] + self.shifts @ self.cell - self.positions[self.centers]
         )
 
 

@@ -23,8 +23,11 @@ def pymatgen_voronoi_graph(structure: Structure, params: VoronoiParams | None = 
         raise ValueError("the pymatgen reference path is defined for periodic crystals")
     params = params or VoronoiParams()
     pmg = PmgStructure(
-        Lattice(structure.cell), structure.numbers, structure.positions,
-        coords_are_cartesian=True, to_unit_cell=False,
+        Lattice(structure.cell),
+        structure.numbers,
+        structure.positions,
+        coords_are_cartesian=True,
+        to_unit_cell=False,
     )
     finder = VoronoiNN(weight="solid_angle")
     d_max = params.distance_limit(True)
@@ -43,9 +46,7 @@ def pymatgen_voronoi_graph(structure: Structure, params: VoronoiParams | None = 
     centers, neighbors, shifts, distance, angle, ratio = (
         np.array([r[k] for r in rows]) for k in range(6)
     )
-    return make_graph(
-        structure, centers, neighbors, shifts.reshape(-1, 3), distance, angle, ratio
-    )
+    return make_graph(structure, centers, neighbors, shifts.reshape(-1, 3), distance, angle, ratio)
 
 
 def pymatgen_molecule_faces(

@@ -150,7 +150,9 @@ def _periodic_faces(structure: Structure) -> VoronoiFaces:
     padding = _INITIAL_PADDING * volume_per_atom ** (1.0 / 3.0)
     for _ in range(_MAX_PADDING_ATTEMPTS):
         sites, shifts = _images_within(structure, padding)
-        points = np.vstack([structure.positions, structure.positions[sites] + shifts @ structure.cell])
+        points = np.vstack(
+            [structure.positions, structure.positions[sites] + shifts @ structure.cell]
+        )
         all_sites = np.concatenate([np.arange(n_atoms), sites])
         all_shifts = np.vstack([np.zeros((n_atoms, 3), dtype=np.int64), shifts])
         ridges = _tessellate(structure, points, n_atoms)
@@ -173,9 +175,7 @@ def _periodic_faces(structure: Structure) -> VoronoiFaces:
         shifts=all_shifts[others],
         distance=distance,
         solid_angle=angle,
-        max_solid_angle=_max_per_atom(
-            np.stack([centers, centers], axis=1), angle, n_atoms
-        ),
+        max_solid_angle=_max_per_atom(np.stack([centers, centers], axis=1), angle, n_atoms),
     )
 
 

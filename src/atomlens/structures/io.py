@@ -46,12 +46,22 @@ def from_pymatgen(
     numbers = [site.specie.Z for site in obj]
     if hasattr(obj, "lattice"):
         return make_structure(
-            numbers, obj.cart_coords, obj.lattice.matrix, True,
-            source=where, frame=frame, min_distance=min_distance,
+            numbers,
+            obj.cart_coords,
+            obj.lattice.matrix,
+            True,
+            source=where,
+            frame=frame,
+            min_distance=min_distance,
         )
     return make_structure(
-        numbers, obj.cart_coords, None, False,
-        source=where, frame=frame, min_distance=min_distance,
+        numbers,
+        obj.cart_coords,
+        None,
+        False,
+        source=where,
+        frame=frame,
+        min_distance=min_distance,
     )
 
 
@@ -122,7 +132,9 @@ def read_structures(
         except StopIteration:
             break
         except Exception as exc:  # ASE raises many types for malformed input
-            raise StructureError(f"cannot parse: {_describe_parse_error(exc)}", source, frame) from exc
+            raise StructureError(
+                f"cannot parse: {_describe_parse_error(exc)}", source, frame
+            ) from exc
         yield from_ase(atoms, source=source, frame=frame, min_distance=min_distance)
         frame += 1
     if frame == 0:

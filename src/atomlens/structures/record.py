@@ -88,6 +88,7 @@ def make_structure(
         StructureError: If the structure is empty, has unknown elements, non-finite
             coordinates, a degenerate periodic cell or overlapping atoms.
     """
+
     def fail(message: str) -> StructureError:
         return StructureError(message, source, frame)
 
@@ -99,9 +100,7 @@ def make_structure(
     if numbers_arr.size == 0:
         raise fail("empty structure (no atoms)")
     if positions_arr.shape != (numbers_arr.size, 3):
-        raise fail(
-            f"positions have shape {positions_arr.shape}, expected ({numbers_arr.size}, 3)"
-        )
+        raise fail(f"positions have shape {positions_arr.shape}, expected ({numbers_arr.size}, 3)")
     bad = np.nonzero((numbers_arr < 1) | (numbers_arr > MAX_ATOMIC_NUMBER))[0]
     if bad.size:
         raise fail(
