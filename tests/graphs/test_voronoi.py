@@ -224,3 +224,13 @@ def test_planar_and_linear_molecules_work():
         assert np.all(graph.degree() >= 1), name
     h2 = voronoi_graph(from_ase(ase.build.molecule("H2")))
     np.testing.assert_allclose(h2.solid_angle, 2 * np.pi, rtol=1e-3)  # a half-space
+
+
+def test_layer_in_a_tall_cell_grows_the_padding():
+    # A graphene layer with 15 A between layers: the first padding sees one flat plane.
+    layer = ase.build.graphene(a=2.46, vacuum=7.5)
+    layer.pbc = True
+    graph = voronoi_graph(from_ase(layer))
+    assert np.all(graph.degree() == 3)
+    assert not graph.shifts[:, 2].any()
+    np.testing.assert_allclose(graph.distance, 2.46 / np.sqrt(3), rtol=1e-9)

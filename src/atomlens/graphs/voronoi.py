@@ -124,13 +124,15 @@ def _open_faces(structure: Structure, boundary_radius: float) -> VoronoiFaces:
     extent = float(np.linalg.norm(structure.positions - centroid, axis=1).max())
     ghosts = centroid + (extent + boundary_radius) * _GHOST_DIRECTIONS
     points = np.vstack([structure.positions, ghosts])
-    ridges = _tessellate(structure, points, n_atoms)
+    try:
+        ridges = _tessellate(structure, points, n_atoms, only_between_central=True)
+    except _FlatInputError as exc:
+        raise structure.fail(f"Voronoi tessellation failed: {exc}") from None
     if not np.isfinite(ridges.max_vertex_distance):
         raise structure.fail("Voronoi cell of an atom is unbounded (tessellation failed)")
-    real = (ridges.points < n_atoms).all(axis=1)
-    max_angle = _max_per_atom(ridges.points[real], ridges.solid_angle[real], n_atoms)
-    pairs = ridges.points[real]
-    angle = ridges.solid_angle[real]
+    pairs = ridges.points
+    angle = ridges.solid_angle
+    max_angle = _max_per_atom(pairs, angle, n_atoms)
     centers = np.concatenate([pairs[:, 0], pairs[:, 1]])
     neighbors = np.concatenate([pairs[:, 1], pairs[:, 0]])
     distance = np.linalg.norm(points[pairs[:, 1]] - points[pairs[:, 0]], axis=1)
@@ -155,7 +157,11 @@ def _periodic_faces(structure: Structure) -> VoronoiFaces:
         )
         all_sites = np.concatenate([np.arange(n_atoms), sites])
         all_shifts = np.vstack([np.zeros((n_atoms, 3), dtype=np.int64), shifts])
-        ridges = _tessellate(structure, points, n_atoms)
+        try:
+            ridges = _tessellate(structure, points, n_atoms)
+        except _FlatInputError:  # e.g. a layer whose padding reaches no neighbouring layer
+            padding *= 2.0
+            continue
         needed = 2.0 * ridges.max_vertex_distance
         if needed <= padding * (1.0 - 1e-9):
             break
@@ -199,14 +205,32 @@ class _Ridges:
     max_vertex_distance: float  # over faces of central atoms
 
 
-def _tessellate(structure: Structure, points: np.ndarray, n_central: int) -> _Ridges:
-    """Tessellate and compute the solid angle of every face of the first n_central points."""
+class _FlatInputError(Exception):
+    """Qhull found the points (nearly) coplanar."""
+
+
+def _tessellate(
+    structure: Structure, points: np.ndarray, n_central: int, *, only_between_central: bool = False
+) -> _Ridges:
+    """Tessellate and compute the solid angle of the faces of the first n_central points.
+
+    Args:
+        structure: For error messages.
+        points: All points; the first ``n_central`` are the atoms of interest.
+        n_central: Number of central points.
+        only_between_central: Keep only faces shared by two central points.
+
+    Raises:
+        _FlatInputError: If Qhull cannot build a full-dimensional tessellation.
+    """
     try:
         vor = Voronoi(points)
     except (QhullError, ValueError) as exc:
-        raise structure.fail(f"Voronoi tessellation failed: {exc}") from None
+        raise _FlatInputError(str(exc).splitlines()[0]) from None
     ridge_points = vor.ridge_points
-    selected = np.nonzero((ridge_points < n_central).any(axis=1))[0]
+    is_central = ridge_points < n_central
+    keep = is_central.all(axis=1) if only_between_central else is_central.any(axis=1)
+    selected = np.nonzero(keep)[0]
     ridge_vertices = vor.ridge_vertices
     polygons = [ridge_vertices[k] for k in selected]
     sizes = np.fromiter(map(len, polygons), dtype=np.int64, count=len(polygons))
@@ -263,10 +287,6 @@ def _max_per_atom(pairs: np.ndarray, angle: np.ndarray, n_atoms: int) -> np.ndar
     return result
 
 
-def _ghost_directions() -> np.ndarray:
-    axes = np.vstack([np.eye(3), -np.eye(3)])
-    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T / np.sqrt(3.0)
-    return np.vstack([axes, corners])
-
-
-_GHOST_DIRECTIONS = _ghost_directions()
+# Six ghosts on the axes (an octahedron) close every cell; more ghosts cost time and
+# change only the ~1e-3 sr cut of faces that reach to infinity.
+_GHOST_DIRECTIONS = np.vstack([np.eye(3), -np.eye(3)])
