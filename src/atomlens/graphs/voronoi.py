@@ -262,8 +262,12 @@ def _polygon_solid_angles(
     r0 = vertices[flat[base]] - eye
     r1 = vertices[flat[base + k]] - eye
     r2 = vertices[flat[base + k + 1]] - eye
-    n0, n1, n2 = (np.linalg.norm(r, axis=1) for r in (r0, r1, r2))
-    triple = np.abs(np.einsum("ij,ij->i", r0, np.cross(r1, r2)))
+    n0, n1, n2 = (np.sqrt(np.einsum("ij,ij->i", r, r)) for r in (r0, r1, r2))
+    cross = np.empty_like(r1)  # r1 x r2, written out: np.cross is slow on short arrays
+    cross[:, 0] = r1[:, 1] * r2[:, 2] - r1[:, 2] * r2[:, 1]
+    cross[:, 1] = r1[:, 2] * r2[:, 0] - r1[:, 0] * r2[:, 2]
+    cross[:, 2] = r1[:, 0] * r2[:, 1] - r1[:, 1] * r2[:, 0]
+    triple = np.abs(np.einsum("ij,ij->i", r0, cross))
     denominator = (
         n0 * n1 * n2
         + n2 * np.einsum("ij,ij->i", r0, r1)
