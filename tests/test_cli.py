@@ -38,3 +38,12 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "graphs" in capsys.readouterr().out
+
+
+def test_graphs_show_lists_neighbours(molecule_file, capsys):
+    assert main(["graphs", "show", str(molecule_file)]) == 0
+    out = capsys.readouterr().out
+    # C-H faces: 4 x pi close the carbon cell; H-H faces (2.094 sr) pass the filters too
+    assert out.startswith("CH4 (molecule, 5 atoms, 20 edges)")
+    assert "3.1416" in out  # each C-H face of methane is a quarter of the sphere
+    assert main(["graphs", "show", str(molecule_file), "--frame", "99"]) == 1

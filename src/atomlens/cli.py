@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ examples:
   atomlens graphs build qm9 --limit 2000 --targets homo lumo
   atomlens graphs build crystals.extxyz --targets formation_energy_per_atom
   atomlens graphs build crystals.extxyz --kind cutoff --param cutoff=5.0
+  atomlens graphs show molecule.xyz
   atomlens graphs info .cache/atomlens/qm9_first2000-<key>
 """
 
@@ -34,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AtomlensError, FileNotFoundError) as exc:
         print(f"atomlens: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("atomlens: interrupted (finished work is kept; run again to resume)", file=sys.stderr)
         return 130
@@ -109,6 +114,24 @@ def _build_parser() -> argparse.ArgumentParser:
         help="skip invalid structures and NaN labels (listed in the manifest)",
     )
     build.set_defaults(handler=_graphs_build)
+
+    show = graphs.add_parser(
+        "show",
+        help="print the neighbours of every atom of one structure",
+        description="Compute the graph of one frame of a structure file and list each "
+        "atom's neighbours with distance, solid angle and normalised solid angle.",
+    )
+    show.add_argument("file", type=Path, help="structure file (any format ASE reads)")
+    show.add_argument("--frame", type=int, default=0, help="frame index (default: 0)")
+    show.add_argument("--kind", choices=["voronoi", "cutoff"], default="voronoi", help="graph kind")
+    show.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="graph parameter, as for 'graphs build'",
+    )
+    show.set_defaults(handler=_graphs_show)
 
     ginfo = graphs.add_parser(
         "info",
@@ -228,6 +251,37 @@ def _graphs_build(args: argparse.Namespace) -> None:
     )
     print(f"cache entry: {path}")
     _print_summary(GraphDataset(path))
+
+
+def _graphs_show(args: argparse.Namespace) -> None:
+    from ase.data import chemical_symbols
+
+    from atomlens.datasets.cache import make_params
+    from atomlens.errors import DataError
+    from atomlens.graphs import cutoff_graph, voronoi_graph
+    from atomlens.structures import read_structures
+
+    params = make_params(args.kind, **_parse_params(args.param))
+    if args.frame < 0:
+        raise DataError(f"--frame must be >= 0, got {args.frame}")
+    frames = read_structures(args.file, index=f"{args.frame}:{args.frame + 1}")
+    structure = next(iter(frames))
+    build = voronoi_graph if args.kind == "voronoi" else cutoff_graph
+    graph = build(structure, params)
+    kind = "crystal" if structure.is_periodic else "molecule"
+    print(f"{structure.formula} ({kind}, {len(structure)} atoms, {graph.num_edges} edges)")
+    print(
+        f"{'atom':>5} {'el':<3}{'nbr':>5} {'el':<3}{'dist/A':>8}{'Omega/sr':>10}{'ratio':>7}  image"
+    )
+    for k in range(graph.num_edges):
+        i, j = int(graph.centers[k]), int(graph.neighbors[k])
+        first = k == 0 or graph.centers[k - 1] != i
+        head = f"{i:>5} {chemical_symbols[graph.numbers[i]]:<3}" if first else " " * 9
+        image = "" if not graph.shifts[k].any() else str(graph.shifts[k].tolist())
+        print(
+            f"{head}{j:>5} {chemical_symbols[graph.numbers[j]]:<3}{graph.distance[k]:>8.3f}"
+            f"{graph.solid_angle[k]:>10.4f}{graph.solid_angle_ratio[k]:>7.3f}  {image}"
+        )
 
 
 def _graphs_info(args: argparse.Namespace) -> None:
