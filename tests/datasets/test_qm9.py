@@ -43,3 +43,13 @@ def test_first_molecules_units_and_targets():
     lumo = table.targets[:, table.target_names.index("lumo")]
     # QM9 gives 4 decimals in Hartree, so the identity holds to about 1e-4 Ha
     np.testing.assert_allclose(gap, lumo - table.targets[:, homo], atol=1.5e-4 * HARTREE_TO_EV)
+
+
+@pytest.mark.slow
+def test_all_of_qm9_parses_with_finite_targets():
+    table = load_qm9()
+    assert len(table.structures) == 130_831
+    assert np.isfinite(table.targets).all()
+    assert len(set(table.ids.tolist())) == 130_831
+    sizes = np.array([len(s) for s in table.structures])
+    assert sizes.min() >= 3 and sizes.max() == 29

@@ -140,3 +140,17 @@ def test_missing_and_empty_files(tmp_path):
     empty.write_text("")
     with pytest.raises(StructureError):
         list(read_structures(empty))
+
+
+def test_ase_database_labels_become_info(tmp_path):
+    from ase.db import connect
+
+    path = tmp_path / "set.db"
+    with connect(path) as db:
+        db.write(ase.build.bulk("Si"), band_gap=1.1, material_id="mp-149")
+        db.write(ase.build.bulk("Cu"), band_gap=0.0, material_id="mp-30")
+    structures = list(read_structures(path))
+    assert [s.info["material_id"] for s in structures] == ["mp-149", "mp-30"]
+    assert structures[0].info["band_gap"] == 1.1 and structures[1].frame == 1
+    (last,) = read_structures(path, index="1:")
+    assert last.formula == "Cu"

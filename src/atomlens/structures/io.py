@@ -124,6 +124,9 @@ def read_structures(
     if not path.is_file():
         raise FileNotFoundError(f"structure file not found: '{path}'")
     source = str(path)
+    if format == "db" or (format is None and path.suffix == ".db"):
+        yield from _read_ase_db(path, index, min_distance)
+        return
     frames = ase.io.iread(source, index=index, format=format)
     frame = 0
     while True:
@@ -139,6 +142,35 @@ def read_structures(
         frame += 1
     if frame == 0:
         raise StructureError("file contains no structures", source, None)
+
+
+def _read_ase_db(path: Path, index: str | int | slice, min_distance: float) -> Iterator[Structure]:
+    """Rows of an ASE database; key-value pairs become ``info`` (labels), plus ``db_id``."""
+    from ase.db import connect
+
+    try:
+        rows = list(connect(str(path)).select())
+    except Exception as exc:  # sqlite and JSON back-ends raise their own types
+        raise StructureError(f"cannot open ASE database: {exc}", str(path), None) from exc
+    if not rows:
+        raise StructureError("database contains no structures", str(path), None)
+    positions = list(range(len(rows)))
+    selected = positions[_as_slice(index)] if not isinstance(index, int) else [positions[index]]
+    for frame in selected:
+        row = rows[frame]
+        atoms = row.toatoms()
+        atoms.info.update(row.key_value_pairs)
+        atoms.info["db_id"] = row.id
+        yield from_ase(atoms, source=str(path), frame=frame, min_distance=min_distance)
+
+
+def _as_slice(index: str | slice) -> slice:
+    if isinstance(index, slice):
+        return index
+    parts = [int(p) if p.strip() else None for p in str(index).split(":")]
+    if len(parts) == 1:
+        return slice(parts[0], None if parts[0] == -1 else parts[0] + 1)
+    return slice(*parts)
 
 
 def read_many(
