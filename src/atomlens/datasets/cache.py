@@ -30,7 +30,8 @@ from atomlens.datasets.sources import Source
 from atomlens.errors import DataError, StructureError, describe_location
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
-from atomlens.graphs.voronoi import VoronoiParams, voronoi_graph
+from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
+from atomlens.structures.record import Structure
 
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
@@ -193,27 +194,40 @@ def _run_tasks(tasks: Iterator[tuple], workers: int) -> Iterator[tuple[int, dict
 
 def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
     chunk_id, structures, first_index, kind, params, skip_invalid, label_skips = task
+    indices = [first_index + k for k in range(len(structures))]
+    candidates = [(i, s) for i, s in zip(indices, structures, strict=True) if i not in label_skips]
+    skipped: list[tuple[int, str]] = [(i, "non-finite label") for i in indices if i in label_skips]
+    results = _graphs_of([s for _, s in candidates], kind, params)
     graphs: list[Graph] = []
     kept: list[int] = []
-    skipped: list[tuple[int, str]] = []
-    build = voronoi_graph if kind == "voronoi" else cutoff_graph
-    for offset, structure in enumerate(structures):
-        index = first_index + offset
-        if index in label_skips:
-            skipped.append((index, "non-finite label"))
-            continue
-        try:
-            graphs.append(build(structure, params))
-        except StructureError as exc:
+    for (index, _), result in zip(candidates, results, strict=True):
+        if isinstance(result, StructureError):
             if not skip_invalid:
-                raise
-            skipped.append((index, exc.reason))
+                raise result
+            skipped.append((index, result.reason))
             continue
+        graphs.append(result)
         kept.append(index)
     arrays = _concatenate(graphs, kept)
+    skipped.sort()
     arrays["skipped_index"] = np.array([s[0] for s in skipped], dtype=np.int64)
     arrays["skipped_reason"] = np.array([s[1] for s in skipped], dtype=str)
     return chunk_id, arrays, len(structures)
+
+
+def _graphs_of(
+    structures: list[Structure], kind: str, params: VoronoiParams | CutoffParams
+) -> list[Graph | StructureError]:
+    """Graphs of many structures; a structure that has none gets its StructureError."""
+    if kind == "voronoi":
+        return voronoi_graphs(structures, params)
+    results: list[Graph | StructureError] = []
+    for structure in structures:
+        try:
+            results.append(cutoff_graph(structure, params))
+        except StructureError as exc:
+            results.append(exc)
+    return results
 
 
 def _concatenate(graphs: list[Graph], kept: list[int]) -> dict[str, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
-from atomlens.graphs.voronoi import VoronoiParams, voronoi_faces, voronoi_graph
+from atomlens.graphs.voronoi import VoronoiParams, voronoi_faces, voronoi_graph, voronoi_graphs
 
 __all__ = [
     "CutoffParams",
@@ -11,4 +11,5 @@ __all__ = [
     "cutoff_graph",
     "voronoi_faces",
     "voronoi_graph",
+    "voronoi_graphs",
 ]
