@@ -36,16 +36,18 @@ from atomlens.structures.record import Structure
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
 GRAPH_KINDS: dict[str, type] = {"voronoi": VoronoiParams, "cutoff": CutoffParams}
-EDGE_ARRAYS = {
-    "centers": np.int32,
-    "neighbors": np.int32,
-    "shifts": np.int16,
-    "distance": np.float32,
-    "solid_angle": np.float32,
-    "solid_angle_ratio": np.float32,
+# Concatenated per-atom and per-edge arrays of a cache entry: name -> (dtype, row shape).
+# Edge indices are local to their graph; float32 keeps QM9 at ~340 MiB.
+CONCATENATED_ARRAYS: dict[str, tuple[Any, tuple[int, ...]]] = {
+    "numbers": (np.int16, ()),
+    "positions": (np.float64, (3,)),
+    "centers": (np.int32, ()),
+    "neighbors": (np.int32, ()),
+    "shifts": (np.int16, (3,)),
+    "distance": (np.float32, ()),
+    "solid_angle": (np.float32, ()),
+    "solid_angle_ratio": (np.float32, ()),
 }
-ATOM_ARRAYS = {"numbers": np.int16, "positions": np.float64}
-GRAPH_ARRAYS = {"cell": np.float64, "pbc": bool, "record_index": np.int64}
 
 
 def make_params(kind: str, **overrides: Any) -> VoronoiParams | CutoffParams:
@@ -231,14 +233,10 @@ def _graphs_of(
 
 
 def _concatenate(graphs: list[Graph], kept: list[int]) -> dict[str, np.ndarray]:
-    def cat(name: str, dtype: Any, width: tuple[int, ...] = ()) -> np.ndarray:
+    arrays = {}
+    for name, (dtype, row) in CONCATENATED_ARRAYS.items():
         parts = [getattr(g, name) for g in graphs]
-        return np.concatenate(parts).astype(dtype) if parts else np.empty((0, *width), dtype)
-
-    arrays = {name: cat(name, dtype) for name, dtype in EDGE_ARRAYS.items() if name != "shifts"}
-    arrays["shifts"] = cat("shifts", np.int16, (3,))
-    arrays["numbers"] = cat("numbers", np.int16)
-    arrays["positions"] = cat("positions", np.float64, (3,))
+        arrays[name] = np.concatenate(parts).astype(dtype) if parts else np.empty((0, *row), dtype)
     arrays["cell"] = np.array([g.cell for g in graphs], dtype=np.float64).reshape(-1, 3, 3)
     arrays["pbc"] = np.array([g.pbc for g in graphs], dtype=bool).reshape(-1, 3)
     arrays["record_index"] = np.array(kept, dtype=np.int64)
