@@ -24,8 +24,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_graphs.py --crystals $(DATA)
