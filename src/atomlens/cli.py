@@ -69,6 +69,29 @@ def _build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(handler=_data_info)
 
+    train = commands.add_parser(
+        "train",
+        help="train a SCANN model from a YAML config",
+        description="Train SCANN/SCANN+ as configured (see configs/). Rerunning the same "
+        "config resumes an interrupted run from its last checkpoint. Several processes: "
+        "torchrun --nproc_per_node 2 -m atomlens.cli train CONFIG.",
+    )
+    train.add_argument("config", type=Path, help="YAML config (see configs/*.yaml)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. training.epochs=5 or data.limit=2000; repeatable",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run with a different config in the same run_dir",
+    )
+    train.set_defaults(handler=_train)
+
     graphs = commands.add_parser("graphs", help="build and inspect graph caches").add_subparsers(
         title="graphs commands", metavar="ACTION"
     )
@@ -156,6 +179,13 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
         help="labels to keep (default: all numeric labels)",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N structures")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from atomlens.config import load_config
+    from atomlens.training.trainer import train
+
+    train(load_config(args.config, args.overrides), overwrite=args.overwrite)
 
 
 def _data_info(args: argparse.Namespace) -> None:

@@ -1,0 +1,113 @@
+"""Training configuration: pydantic models (unknown keys are errors) <-> YAML, dotted overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from atomlens.errors import DataError
+from atomlens.models.scann import ScannConfig
+
+
+class SplitConfig(BaseModel):
+    """Sizes (fractions or counts) and seed of the train/val/test split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: float | int | None = None
+    val: float | int = 0.1
+    test: float | int = 0.1
+    seed: int = 0
+
+
+class DataConfig(BaseModel):
+    """Where the structures and labels come from and how graphs are built."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="qm9, matbench:<task>, or a structure file with labels")
+    target: str = Field(description="label to learn, e.g. homo or formation_energy_per_atom")
+    limit: int | None = Field(None, gt=0)
+    graph: dict[str, float | bool | None] = Field(default_factory=dict)
+    cache_dir: str = ".cache/atomlens"
+    skip_invalid: bool = False
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class TrainingConfig(BaseModel):
+    """Optimisation settings (defaults: the reference's, scaled for a CPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    min_lr: float = Field(5e-5, ge=0)
+    scheduler: Literal["cosine", "warm_restarts", "constant"] = "cosine"
+    restart_epochs: int = Field(50, ge=1, description="period of warm restarts")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 on dense weight matrices")
+    loss: Literal["rmse", "mse", "mae"] = "rmse"
+    grad_clip: float | None = Field(10.0, gt=0)
+    patience: int = Field(200, ge=1, description="early stopping on validation MAE")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+
+
+class TrainConfig(BaseModel):
+    """Everything ``atomlens train`` needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str = "runs/default"
+    data: DataConfig
+    model: ScannConfig = Field(default_factory=ScannConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` entries (values parsed as YAML) in a nested dict."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DataError(f"--set expects KEY=VALUE (e.g. training.epochs=5), got '{item}'")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise DataError(f"--set {key}: '{part}' is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path: Path | str, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config, apply overrides and validate it (clear errors for bad keys)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise DataError(f"config file not found: '{path}'") from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"'{path}' is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"'{path}' must hold a mapping at the top level")
+    return validate_config(apply_overrides(raw, overrides or []), str(path))
+
+
+def validate_config(raw: dict[str, Any], where: str = "config") -> TrainConfig:
+    """Validate a config dict, turning pydantic's errors into one readable DataError."""
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise DataError(f"invalid configuration in '{where}':\n" + "\n".join(lines)) from None
+
+
+def dump_config(config: TrainConfig) -> str:
+    """The resolved config as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

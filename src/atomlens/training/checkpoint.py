@@ -1,0 +1,29 @@
+"""Checkpoints: tensors and plain values only, written atomically, read with weights_only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from atomlens.errors import DataError
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (temporary file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``: no arbitrary code)."""
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: '{path}'")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file
+        raise DataError(f"cannot read checkpoint '{path}': {exc}") from None
