@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from atomlens.datasets.dataset import GraphDataset
+from atomlens.graphs.graph import Graph
 
 
 @dataclass
@@ -83,6 +84,39 @@ def collate(
         num_atoms=tensor(atom_count, torch.long),
         targets=tensor(a["targets"][indices], dtype),
         index=tensor(indices, torch.long),
+    )
+
+
+def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -> Batch:
+    """One Batch from in-memory Graphs (for prediction on new structures; no targets)."""
+    if not graphs:
+        raise ValueError("no graphs to batch")
+    atom_count = np.array([g.num_atoms for g in graphs])
+    edge_count = np.array([g.num_edges for g in graphs])
+    offset = np.repeat(np.concatenate([[0], np.cumsum(atom_count)[:-1]]), edge_count)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(g, name) for g in graphs])
+
+    def tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(kind)
+
+    return Batch(
+        numbers=tensor(cat("numbers"), torch.long),
+        positions=tensor(cat("positions"), dtype),
+        graph_index=torch.repeat_interleave(
+            torch.arange(len(graphs)), torch.from_numpy(atom_count)
+        ),
+        centers=tensor(cat("centers") + offset, torch.long),
+        neighbors=tensor(cat("neighbors") + offset, torch.long),
+        shifts=tensor(cat("shifts").reshape(-1, 3), dtype),
+        distance=tensor(cat("distance"), dtype),
+        solid_angle=tensor(cat("solid_angle"), dtype),
+        solid_angle_ratio=tensor(cat("solid_angle_ratio"), dtype),
+        cell=tensor(np.stack([g.cell for g in graphs]), dtype),
+        num_atoms=tensor(atom_count, torch.long),
+        targets=torch.full((len(graphs), 1), float("nan"), dtype=dtype),
+        index=torch.arange(len(graphs)),
     )
 
 

@@ -92,6 +92,32 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(handler=_train)
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="MAE/RMSE/R^2 of a trained run on its saved split, with a parity plot",
+        description="Evaluate a run on its saved test (or val/train) split; writes "
+        "evaluation_<split>.json and parity_<split>.png into the run directory.",
+    )
+    evaluate.add_argument("run", type=Path, help="run directory")
+    evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
+    evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict for new structures; write extxyz and CSV with per-atom attention",
+        description="Predict the run's target for every structure of the given files (any "
+        "format ASE reads). Writes <name>.atomlens.extxyz (info key atomlens_<target>, "
+        "per-atom array atomlens_attention), predictions.csv and attention.csv.",
+    )
+    predict.add_argument("run", type=Path, help="run directory")
+    predict.add_argument("files", type=Path, nargs="+", help="structure files")
+    predict.add_argument(
+        "--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)"
+    )
+    predict.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    predict.set_defaults(handler=_predict)
+
     graphs = commands.add_parser("graphs", help="build and inspect graph caches").add_subparsers(
         title="graphs commands", metavar="ACTION"
     )
@@ -186,6 +212,30 @@ def _train(args: argparse.Namespace) -> None:
     from atomlens.training.trainer import train
 
     train(load_config(args.config, args.overrides), overwrite=args.overwrite)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from atomlens.training.evaluate import evaluate_run
+
+    m = evaluate_run(args.run, args.split, args.checkpoint)
+    unit = f" {m['unit']}" if m["unit"] else ""
+    print(
+        f"{m['target']} on the {m['split']} split ({m['n']} structures, {m['checkpoint']} "
+        f"checkpoint): MAE {m['mae']:.4g}{unit}  RMSE {m['rmse']:.4g}{unit}  R2 {m['r2']:.4f}"
+    )
+    print(
+        f"wrote {args.run / f'evaluation_{args.split}.json'} and "
+        f"{args.run / f'parity_{args.split}.png'}"
+    )
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from atomlens.inference import load_model
+    from atomlens.predict_files import predict_files
+
+    predictor = load_model(args.run, args.checkpoint)
+    for path in predict_files(predictor, args.files, args.out):
+        print(f"wrote {path}")
 
 
 def _data_info(args: argparse.Namespace) -> None:

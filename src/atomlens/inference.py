@@ -1,0 +1,123 @@
+"""Use a trained run: ``load_model(run_dir).predict(structures)``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atomlens.batching import batch_from_graphs
+from atomlens.config import TrainConfig, validate_config
+from atomlens.errors import DataError, StructureError
+from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
+from atomlens.models.scann import Scann
+from atomlens.structures.io import as_structure
+from atomlens.structures.record import Structure
+from atomlens.training.checkpoint import load_checkpoint
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Prediction for one structure.
+
+    Attributes:
+        value: The predicted property, in ``unit``.
+        atom_attention: Global attention of each atom (sums to 1).
+        structure: The structure it was computed for.
+        target: Name of the property.
+        unit: Its unit.
+    """
+
+    value: float
+    atom_attention: np.ndarray
+    structure: Structure
+    target: str
+    unit: str
+
+    def top_atoms(self, k: int = 3) -> list[tuple[int, int, float]]:
+        """The k most attended atoms as (index, atomic number, attention)."""
+        order = np.argsort(-self.atom_attention)[:k]
+        return [
+            (int(i), int(self.structure.numbers[i]), float(self.atom_attention[i])) for i in order
+        ]
+
+
+class Predictor:
+    """A trained SCANN model with its graph parameters and target scaling."""
+
+    def __init__(self, run_dir: Path | str, checkpoint: str = "best"):
+        self.run_dir = Path(run_dir)
+        config_file = self.run_dir / "config.yaml"
+        meta_file = self.run_dir / "metadata.json"
+        if not config_file.is_file() or not meta_file.is_file():
+            raise DataError(
+                f"'{run_dir}' is not a training run (config.yaml/metadata.json missing)"
+            )
+        import yaml
+
+        self.config: TrainConfig = validate_config(
+            yaml.safe_load(config_file.read_text()), str(config_file)
+        )
+        self.metadata: dict[str, Any] = json.loads(meta_file.read_text())
+        state = load_checkpoint(self.run_dir / "checkpoints" / f"{checkpoint}.pt")
+        self.model = Scann(self.config.model)
+        self.model.load_state_dict(state["model"], strict=True)
+        self.model.eval()
+        self.graph_params = VoronoiParams(**self.metadata["graph"]["params"])
+        self.mean = float(self.metadata["scaling"]["mean"])
+        self.std = float(self.metadata["scaling"]["std"])
+        self.target = str(self.metadata["target"])
+        self.unit = str(self.metadata.get("unit", ""))
+
+    @torch.no_grad()
+    def predict(self, structures: Any, batch_size: int = 256) -> list[Prediction]:
+        """Predict for one or many structures (ase.Atoms, pymatgen, or atomlens Structure).
+
+        Raises:
+            StructureError: Naming the structure when its graph cannot be built.
+        """
+        items = structures if isinstance(structures, list | tuple) else [structures]
+        records = [as_structure(s, source=f"input {k}") for k, s in enumerate(items)]
+        unknown = sorted(
+            {int(z) for s in records for z in s.numbers} - set(self.metadata["elements"])
+        )
+        if unknown:
+            from ase.data import chemical_symbols
+
+            names = ", ".join(chemical_symbols[z] for z in unknown)
+            raise StructureError(
+                f"element(s) {names} never seen in training; the model cannot predict for them",
+                records[0].source,
+                None,
+            )
+        results: list[Prediction] = []
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            graphs = voronoi_graphs(chunk, self.graph_params)
+            for graph in graphs:
+                if isinstance(graph, StructureError):
+                    raise graph
+            output = self.model(batch_from_graphs(graphs))
+            values = output["prediction"].numpy() * self.std + self.mean
+            alpha = output["atom_attention"].numpy()
+            bounds = np.concatenate([[0], np.cumsum([len(s) for s in chunk])])
+            for k, structure in enumerate(chunk):
+                results.append(
+                    Prediction(
+                        value=float(values[k]),
+                        atom_attention=alpha[bounds[k] : bounds[k + 1]].copy(),
+                        structure=structure,
+                        target=self.target,
+                        unit=self.unit,
+                    )
+                )
+        return results
+
+
+def load_model(run_dir: Path | str, checkpoint: str = "best") -> Predictor:
+    """Load a trained run (``best`` or ``last`` checkpoint) for prediction."""
+    return Predictor(run_dir, checkpoint)
