@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/atomlens graphs build qm9 --limit 2000 --targets homo lumo gap
+	$(VENV)/bin/atomlens demo
 
 # pytest exits 5 when it collects no test; that is not a failure of the set-up.
 test: $(STAMP)

@@ -92,6 +92,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(handler=_train)
 
+    demo = commands.add_parser(
+        "demo",
+        help="train a small model on QM9 HOMO, evaluate it, explain one molecule",
+        description="Train a small SCANN+ on 5,000 QM9 molecules (a few minutes on 2 "
+        "cores), print its test MAE and the most attended atoms of an example molecule.",
+    )
+    demo.add_argument(
+        "--run-dir", type=Path, default=None, help="where to put the run (default: runs/demo)"
+    )
+    demo.set_defaults(handler=_demo)
+
     evaluate = commands.add_parser(
         "evaluate",
         help="MAE/RMSE/R^2 of a trained run on its saved split, with a parity plot",
@@ -212,6 +223,36 @@ def _train(args: argparse.Namespace) -> None:
     from atomlens.training.trainer import train
 
     train(load_config(args.config, args.overrides), overwrite=args.overwrite)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from importlib.resources import files
+
+    import ase.build
+    import yaml
+    from ase.data import chemical_symbols
+
+    from atomlens.config import apply_overrides, validate_config
+    from atomlens.inference import load_model
+    from atomlens.training.evaluate import evaluate_run
+    from atomlens.training.trainer import train
+
+    raw = yaml.safe_load(files("atomlens").joinpath("data/demo.yaml").read_text())
+    if args.run_dir is not None:
+        apply_overrides(raw, [f"run_dir={args.run_dir}"])
+    config = validate_config(raw, "demo.yaml")
+    run = train(config)
+    metrics = evaluate_run(run)
+    print(
+        f"\ntest MAE of HOMO on {metrics['n']} held-out QM9 molecules: "
+        f"{1000 * metrics['mae']:.0f} meV (RMSE {1000 * metrics['rmse']:.0f} meV, "
+        f"R2 {metrics['r2']:.3f}); parity plot: {run / 'parity_test.png'}"
+    )
+    molecule = ase.build.molecule("CH3CH2OH")
+    (result,) = load_model(run).predict(molecule)
+    print(f"ethanol: predicted HOMO {result.value:.2f} eV; most attended atoms:")
+    for index, z, score in result.top_atoms(3):
+        print(f"  atom {index:>2} {chemical_symbols[z]:<2} attention {score:.3f}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
