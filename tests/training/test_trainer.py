@@ -106,3 +106,16 @@ def test_config_errors_are_readable(tmp_path):
     assert config.training.epochs == 3 and config.model.variant == "scann"
     with pytest.raises(DataError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_early_stopping_after_patience(tiny_config, monkeypatch):
+    worse_each_epoch = iter(range(1, 100))
+    monkeypatch.setattr(trainer_module, "regression_metrics",
+                        lambda target, prediction: {"mae": float(next(worse_each_epoch)),
+                                                    "rmse": 1.0})
+    run = train(tiny_config(epochs=20, patience=3), progress=False)
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["epochs"] == 4 and summary["best_epoch"] == 1
+    assert "early stopping" in summary["stopped"]
+    best = load_checkpoint(run / "checkpoints" / "best.pt")["state"]["epoch"]
+    assert best == 1
