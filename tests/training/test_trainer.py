@@ -73,9 +73,10 @@ def test_killed_run_resumes_with_nothing_lost(tiny_config, tmp_path, monkeypatch
 def test_different_config_in_same_run_dir(tiny_config):
     train(tiny_config(epochs=1), progress=False)
     with pytest.raises(DataError, match="different configuration"):
-        train(tiny_config(epochs=2), progress=False)
-    run = train(tiny_config(epochs=2), progress=False, overwrite=True)
-    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 2
+        train(tiny_config(epochs=1, lr=2e-3), progress=False)
+    run = train(tiny_config(epochs=1, lr=2e-3), progress=False, overwrite=True)
+    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 1
+    assert "lr: 0.002" in (run / "config.yaml").read_text()
 
 
 def test_time_budget_stops_training(tiny_config):
@@ -110,12 +111,25 @@ def test_config_errors_are_readable(tmp_path):
 
 def test_early_stopping_after_patience(tiny_config, monkeypatch):
     worse_each_epoch = iter(range(1, 100))
-    monkeypatch.setattr(trainer_module, "regression_metrics",
-                        lambda target, prediction: {"mae": float(next(worse_each_epoch)),
-                                                    "rmse": 1.0})
+    monkeypatch.setattr(
+        trainer_module,
+        "regression_metrics",
+        lambda target, prediction: {"mae": float(next(worse_each_epoch)), "rmse": 1.0},
+    )
     run = train(tiny_config(epochs=20, patience=3), progress=False)
     summary = json.loads((run / "training_summary.json").read_text())
     assert summary["epochs"] == 4 and summary["best_epoch"] == 1
     assert "early stopping" in summary["stopped"]
     best = load_checkpoint(run / "checkpoints" / "best.pt")["state"]["epoch"]
     assert best == 1
+
+
+def test_resume_with_more_epochs_or_budget(tiny_config):
+    train(tiny_config(epochs=2), progress=False)
+    run = train(tiny_config(epochs=3), progress=False)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    again = train(tiny_config(epochs=3), progress=False)  # finished: nothing to add
+    assert len(list(csv.DictReader((again / "metrics.csv").open()))) == 3
+    with pytest.raises(DataError, match=r"only training\.epochs"):
+        train(tiny_config(epochs=3, lr=1e-2), progress=False)

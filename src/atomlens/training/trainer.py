@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch, iterate_batches
@@ -152,21 +153,33 @@ def predict_indices(
     return np.concatenate(parts) if parts else np.empty(0)
 
 
+# Training settings that may change when a run is resumed (e.g. to train longer).
+RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "threads")
+
+
 def _check_run_dir(run_dir: Path, config: TrainConfig, overwrite: bool) -> bool:
-    """True when an existing run with the same config should be resumed."""
+    """True when an existing run with a compatible config should be resumed."""
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return False
-    if saved.read_text() == dump_config(config):
+    if _comparable(yaml.safe_load(saved.read_text())) == _comparable(
+        config.model_dump(mode="json")
+    ):
         return (run_dir / "checkpoints" / "last.pt").is_file()
     if overwrite:
         for name in ("checkpoints/last.pt", "checkpoints/best.pt", "metrics.csv", "split.json"):
             (run_dir / name).unlink(missing_ok=True)
         return False
     raise DataError(
-        f"run directory '{run_dir}' holds a run with a different configuration; "
+        f"run directory '{run_dir}' holds a run with a different configuration (only "
+        f"training.{', training.'.join(RESUMABLE_CHANGES)} may change on resume); "
         "choose another run_dir or pass --overwrite"
     )
+
+
+def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
+    training = {k: v for k, v in raw.get("training", {}).items() if k not in RESUMABLE_CHANGES}
+    return raw | {"training": training}
 
 
 def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
@@ -212,6 +225,7 @@ def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bo
         model.load_state_dict(checkpoint["model"], strict=True)
         optimizer.load_state_dict(checkpoint["optimizer"])
         state = TrainState(**checkpoint["state"])
+        state.stopped = _stop_reason(state, config)  # the config may allow more now
         torch.set_rng_state(checkpoint["torch_rng"])
         if info.is_main:
             print(f"resuming {run_dir} after epoch {state.epoch}")
@@ -263,10 +277,7 @@ def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bo
         improved = val["mae"] < state.best_val_mae
         if improved:
             state.best_val_mae, state.best_epoch = val["mae"], state.epoch
-        if state.epoch - state.best_epoch >= t.patience:
-            state.stopped = f"early stopping: no improvement for {t.patience} epochs"
-        if t.max_minutes is not None and state.elapsed_seconds >= 60 * t.max_minutes:
-            state.stopped = f"time budget of {t.max_minutes} min reached"
+        state.stopped = _stop_reason(state, config)
         if info.is_main:
             rate = count * info.world_size / epoch_seconds
             with metrics_file.open("a", newline="") as handle:
@@ -315,6 +326,16 @@ def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bo
             f"({summary['stopped']}); run directory {run_dir}"
         )
     return run_dir
+
+
+def _stop_reason(state: TrainState, config: TrainConfig) -> str:
+    """Why training must stop now (empty string: go on)."""
+    t = config.training
+    if state.epoch and state.epoch - state.best_epoch >= t.patience:
+        return f"early stopping: no improvement for {t.patience} epochs"
+    if t.max_minutes is not None and state.elapsed_seconds >= 60 * t.max_minutes:
+        return f"time budget of {t.max_minutes} min reached"
+    return ""
 
 
 def _step(
