@@ -87,13 +87,36 @@ def random_sample_file(path: str, n: int, seed: int = 0) -> str:
     return str(target)
 
 
+def random_qm9_file(n: int, seed: int = 0) -> str:
+    """A seeded random sample of QM9 with HOMO labels, as extxyz."""
+    import ase.io
+
+    from atomlens.structures import to_ase
+
+    source = load_source("qm9", targets=["homo"])
+    picked = np.random.default_rng(seed).choice(len(source), size=n, replace=False)
+    frames = []
+    for i in sorted(picked):
+        atoms = to_ase(source.structures[i])
+        atoms.info = {"homo": float(source.targets[i, 0])}
+        frames.append(atoms)
+    target = ROOT / "runs" / f"bench_qm9_sample_{n}_{seed}.extxyz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ase.io.write(target, frames, format="extxyz")
+    return str(target)
+
+
 def throughput(args: argparse.Namespace) -> None:
     report = {}
-    crystals = random_sample_file(args.crystals, 3000)
+    samples = {
+        "qm9_homo": random_qm9_file(3000),
+        "mp_eform": random_sample_file(args.crystals, 3000),
+    }
     for task, limit in (("qm9_homo", 3000), ("mp_eform", 3000)):
         run_dir = ROOT / "runs" / f"bench_throughput_{task}"
         shutil.rmtree(run_dir, ignore_errors=True)
-        raw = scann_config(task, crystals, run_dir, epochs=3)
+        raw = scann_config(task, samples[task], run_dir, epochs=3)
+        raw["data"]["source"] = samples[task]
         raw["data"]["limit"] = limit
         raw["data"]["split"] = {
             "train": int(limit * 0.8),
