@@ -189,7 +189,10 @@ def _run_tasks(tasks: Iterator[tuple], workers: int) -> Iterator[tuple[int, dict
     if workers == 1:
         yield from map(_build_chunk, tasks)
         return
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    # forkserver/spawn, never plain fork: forking a process whose torch (OpenMP) thread
+    # pool is running leaves workers dead-locked (seen after training in one process).
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
     with context.Pool(workers) as pool:
         yield from pool.imap_unordered(_build_chunk, tasks)
 
