@@ -222,12 +222,14 @@ def schnet_run(
 
 def compare(args: argparse.Namespace) -> None:
     run_dir = ROOT / "runs" / f"bench_compare_{args.task}"
-    shutil.rmtree(run_dir, ignore_errors=True)
     config = validate_config(
         scann_config(args.task, args.crystals, run_dir, max_minutes=args.budget_min)
     )
-    t = time.perf_counter()
-    train(config, overwrite=True, progress=False)
+    if args.reuse_scann and (run_dir / "training_summary.json").is_file():
+        print(f"reusing the finished atomlens run in {run_dir}")
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train(config, overwrite=True, progress=False)
     scann_test = evaluate_run(run_dir)
     summary = json.loads((run_dir / "training_summary.json").read_text())
 
