@@ -236,7 +236,10 @@ def compare(args: argparse.Namespace) -> None:
     source = load_source(config.data.source, targets=[config.data.target], limit=config.data.limit)
     cutoff = GraphDataset(
         build_graph_cache(
-            source, "cutoff", make_params("cutoff", cutoff=5.0), cache_dir=config.data.cache_dir
+            source,
+            "cutoff",
+            make_params("cutoff", cutoff=5.0, allow_isolated=True),
+            cache_dir=config.data.cache_dir,
         )
     )
     split = Split.load(run_dir / "split.json")
