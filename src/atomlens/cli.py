@@ -141,20 +141,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_source_arguments(build)
-    build.add_argument(
-        "--kind",
-        choices=["voronoi", "cutoff"],
-        default="voronoi",
-        help="graph kind (default: voronoi)",
-    )
-    build.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="graph parameter, e.g. min_solid_angle=0.4, min_solid_angle_ratio=0.2, "
-        "max_distance=6.0 (voronoi) or cutoff=5.0 (cutoff); repeatable",
-    )
+    _add_graph_arguments(build)
     build.add_argument(
         "--cache-dir",
         type=Path,
@@ -183,14 +170,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("file", type=Path, help="structure file (any format ASE reads)")
     show.add_argument("--frame", type=int, default=0, help="frame index (default: 0)")
-    show.add_argument("--kind", choices=["voronoi", "cutoff"], default="voronoi", help="graph kind")
-    show.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="graph parameter, as for 'graphs build'",
-    )
+    _add_graph_arguments(show)
     show.set_defaults(handler=_graphs_show)
 
     ginfo = graphs.add_parser(
@@ -202,6 +182,23 @@ def _build_parser() -> argparse.ArgumentParser:
     ginfo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ginfo.set_defaults(handler=_graphs_info)
     return parser
+
+
+def _add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind",
+        choices=["voronoi", "cutoff"],
+        default="voronoi",
+        help="graph kind (default: voronoi)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="graph parameter, e.g. min_solid_angle=0.4, min_solid_angle_ratio=0.2, "
+        "max_distance=6.0 (voronoi) or cutoff=5.0 (cutoff); repeatable",
+    )
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
