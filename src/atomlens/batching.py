@@ -43,6 +43,11 @@ class Batch:
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
+def _tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
+    """A contiguous torch tensor of the given dtype from a numpy array (or memory map)."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(kind)
+
+
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + c)`` for each start/count pair, vectorised."""
     total = int(counts.sum())
@@ -65,25 +70,22 @@ def collate(
     new_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
     edge_offset = np.repeat(new_offset, edge_count)
 
-    def tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(kind)
-
     return Batch(
-        numbers=tensor(a["numbers"][atoms], torch.long),
-        positions=tensor(a["positions"][atoms], dtype),
+        numbers=_tensor(a["numbers"][atoms], torch.long),
+        positions=_tensor(a["positions"][atoms], dtype),
         graph_index=torch.repeat_interleave(
             torch.arange(indices.size), torch.from_numpy(atom_count)
         ),
-        centers=tensor(a["centers"][edges] + edge_offset, torch.long),
-        neighbors=tensor(a["neighbors"][edges] + edge_offset, torch.long),
-        shifts=tensor(a["shifts"][edges], dtype),
-        distance=tensor(a["distance"][edges], dtype),
-        solid_angle=tensor(a["solid_angle"][edges], dtype),
-        solid_angle_ratio=tensor(a["solid_angle_ratio"][edges], dtype),
-        cell=tensor(a["cell"][indices], dtype),
-        num_atoms=tensor(atom_count, torch.long),
-        targets=tensor(a["targets"][indices], dtype),
-        index=tensor(indices, torch.long),
+        centers=_tensor(a["centers"][edges] + edge_offset, torch.long),
+        neighbors=_tensor(a["neighbors"][edges] + edge_offset, torch.long),
+        shifts=_tensor(a["shifts"][edges], dtype),
+        distance=_tensor(a["distance"][edges], dtype),
+        solid_angle=_tensor(a["solid_angle"][edges], dtype),
+        solid_angle_ratio=_tensor(a["solid_angle_ratio"][edges], dtype),
+        cell=_tensor(a["cell"][indices], dtype),
+        num_atoms=_tensor(atom_count, torch.long),
+        targets=_tensor(a["targets"][indices], dtype),
+        index=_tensor(indices, torch.long),
     )
 
 
@@ -98,23 +100,20 @@ def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -
     def cat(name: str) -> np.ndarray:
         return np.concatenate([getattr(g, name) for g in graphs])
 
-    def tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(kind)
-
     return Batch(
-        numbers=tensor(cat("numbers"), torch.long),
-        positions=tensor(cat("positions"), dtype),
+        numbers=_tensor(cat("numbers"), torch.long),
+        positions=_tensor(cat("positions"), dtype),
         graph_index=torch.repeat_interleave(
             torch.arange(len(graphs)), torch.from_numpy(atom_count)
         ),
-        centers=tensor(cat("centers") + offset, torch.long),
-        neighbors=tensor(cat("neighbors") + offset, torch.long),
-        shifts=tensor(cat("shifts").reshape(-1, 3), dtype),
-        distance=tensor(cat("distance"), dtype),
-        solid_angle=tensor(cat("solid_angle"), dtype),
-        solid_angle_ratio=tensor(cat("solid_angle_ratio"), dtype),
-        cell=tensor(np.stack([g.cell for g in graphs]), dtype),
-        num_atoms=tensor(atom_count, torch.long),
+        centers=_tensor(cat("centers") + offset, torch.long),
+        neighbors=_tensor(cat("neighbors") + offset, torch.long),
+        shifts=_tensor(cat("shifts").reshape(-1, 3), dtype),
+        distance=_tensor(cat("distance"), dtype),
+        solid_angle=_tensor(cat("solid_angle"), dtype),
+        solid_angle_ratio=_tensor(cat("solid_angle_ratio"), dtype),
+        cell=_tensor(np.stack([g.cell for g in graphs]), dtype),
+        num_atoms=_tensor(atom_count, torch.long),
         targets=torch.full((len(graphs), 1), float("nan"), dtype=dtype),
         index=torch.arange(len(graphs)),
     )

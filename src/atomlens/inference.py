@@ -18,6 +18,7 @@ from atomlens.models.scann import Scann
 from atomlens.structures.io import as_structure
 from atomlens.structures.record import Structure
 from atomlens.training.checkpoint import load_checkpoint
+from atomlens.training.scaling import Scaling
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ class Predictor:
         self.model.load_state_dict(state["model"], strict=True)
         self.model.eval()
         self.graph_params = VoronoiParams(**self.metadata["graph"]["params"])
-        self.mean = float(self.metadata["scaling"]["mean"])
-        self.std = float(self.metadata["scaling"]["std"])
+        self.scaling = Scaling(
+            float(self.metadata["scaling"]["mean"]), float(self.metadata["scaling"]["std"])
+        )
         self.target = str(self.metadata["target"])
         self.unit = str(self.metadata.get("unit", ""))
 
@@ -102,7 +104,7 @@ class Predictor:
                 if isinstance(graph, StructureError):
                     raise graph
             output = self.model(batch_from_graphs(graphs))
-            values = output["prediction"].numpy() * self.std + self.mean
+            values = self.scaling.to_physical(output["prediction"]).numpy()
             alpha = output["atom_attention"].numpy()
             bounds = np.concatenate([[0], np.cumsum([len(s) for s in chunk])])
             for k, structure in enumerate(chunk):

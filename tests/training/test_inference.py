@@ -33,7 +33,9 @@ def test_predict_api_matches_training_path(run, molecule_file):
     with torch.no_grad():
         scaled = predictor.model(collate(dataset, np.arange(12)))["prediction"].numpy()
     np.testing.assert_allclose(
-        [r.value for r in results], scaled * predictor.std + predictor.mean, rtol=1e-5
+        [r.value for r in results],
+        scaled * predictor.scaling.std + predictor.scaling.mean,
+        rtol=1e-5,
     )
     for r in results:
         assert r.atom_attention.shape == (len(r.structure),)

@@ -12,7 +12,7 @@ from atomlens.datasets import GraphDataset, Split
 from atomlens.errors import DataError
 from atomlens.inference import load_model
 from atomlens.training.metrics import regression_metrics
-from atomlens.training.trainer import Scaling, predict_indices
+from atomlens.training.trainer import predict_indices
 
 
 def evaluate_run(
@@ -33,8 +33,7 @@ def evaluate_run(
     indices = getattr(split, split_name)
     if indices.size == 0:
         raise DataError(f"the {split_name} split of '{run_dir}' is empty")
-    scaling = Scaling(predictor.mean, predictor.std)
-    predicted = predict_indices(predictor.model, dataset, indices, scaling, 256)
+    predicted = predict_indices(predictor.model, dataset, indices, predictor.scaling, 256)
     target = np.asarray(dataset.targets[indices, 0])
     metrics = regression_metrics(target, predicted)
     metrics.update(

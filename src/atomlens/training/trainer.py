@@ -31,6 +31,7 @@ from atomlens.training.distributed import (
     shutdown,
 )
 from atomlens.training.metrics import regression_metrics
+from atomlens.training.scaling import Scaling
 
 METRIC_COLUMNS = [
     "epoch",
@@ -52,22 +53,6 @@ class TrainState:
     best_epoch: int = 0
     elapsed_seconds: float = 0.0
     stopped: str = ""
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """Target scaling from the training split: model output * std + mean = value."""
-
-    mean: float
-    std: float
-
-    def to_scaled(self, y: torch.Tensor) -> torch.Tensor:
-        """Physical units -> model units."""
-        return (y - self.mean) / self.std
-
-    def to_physical(self, y: torch.Tensor) -> torch.Tensor:
-        """Model units -> physical units."""
-        return y * self.std + self.mean
 
 
 def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[GraphDataset, Split]:
