@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 from atomlens.batching import batch_from_graphs
 from atomlens.config import TrainConfig, validate_config
 from atomlens.errors import DataError, StructureError
+from atomlens.graphs.graph import Graph
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
 from atomlens.models.scann import Scann
 from atomlens.structures.io import as_structure
@@ -75,36 +77,56 @@ class Predictor:
         self.target = str(self.metadata["target"])
         self.unit = str(self.metadata.get("unit", ""))
 
+    def check_elements(self, records: list[Structure]) -> None:
+        """Raise a StructureError naming the first structure with an element never trained on."""
+        known = set(self.metadata["elements"])
+        for record in records:
+            unknown = sorted({int(z) for z in record.numbers} - known)
+            if unknown:
+                from ase.data import chemical_symbols
+
+                names = ", ".join(chemical_symbols[z] for z in unknown)
+                raise record.fail(
+                    f"element(s) {names} never seen in training; the model cannot predict for them"
+                )
+
     @torch.no_grad()
-    def predict(self, structures: Any, batch_size: int = 256) -> list[Prediction]:
-        """Predict for one or many structures (ase.Atoms, pymatgen, or atomlens Structure).
+    def forward(
+        self, structures: Any, batch_size: int = 256, return_local_attention: bool = False
+    ) -> Iterator[tuple[list[Structure], list[Graph], dict]]:
+        """Run the model chunk by chunk on validated structures.
+
+        Yields:
+            ``(structures, graphs, output)`` per chunk, where ``output`` holds the model's
+            tensors with ``prediction`` already in physical units.
 
         Raises:
             StructureError: Naming the structure when its graph cannot be built.
         """
         items = structures if isinstance(structures, list | tuple) else [structures]
         records = [as_structure(s, source=f"input {k}") for k, s in enumerate(items)]
-        unknown = sorted(
-            {int(z) for s in records for z in s.numbers} - set(self.metadata["elements"])
-        )
-        if unknown:
-            from ase.data import chemical_symbols
-
-            names = ", ".join(chemical_symbols[z] for z in unknown)
-            raise StructureError(
-                f"element(s) {names} never seen in training; the model cannot predict for them",
-                records[0].source,
-                None,
-            )
-        results: list[Prediction] = []
+        self.check_elements(records)
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
             graphs = voronoi_graphs(chunk, self.graph_params)
             for graph in graphs:
                 if isinstance(graph, StructureError):
                     raise graph
-            output = self.model(batch_from_graphs(graphs))
-            values = self.scaling.to_physical(output["prediction"]).numpy()
+            output = self.model(
+                batch_from_graphs(graphs), return_local_attention=return_local_attention
+            )
+            output["prediction"] = self.scaling.to_physical(output["prediction"])
+            yield chunk, graphs, output
+
+    def predict(self, structures: Any, batch_size: int = 256) -> list[Prediction]:
+        """Predict for one or many structures (ase.Atoms, pymatgen, or atomlens Structure).
+
+        Raises:
+            StructureError: Naming the structure when its graph cannot be built.
+        """
+        results: list[Prediction] = []
+        for chunk, _, output in self.forward(structures, batch_size):
+            values = output["prediction"].numpy()
             alpha = output["atom_attention"].numpy()
             bounds = np.concatenate([[0], np.cumsum([len(s) for s in chunk])])
             for k, structure in enumerate(chunk):

@@ -112,8 +112,20 @@ class Scann(nn.Module):
         self.readout = nn.Linear(cfg.global_dim, cfg.readout_dim)
         self.out = nn.Linear(cfg.readout_dim, 1)
 
-    def forward(self, batch: Batch, return_local_attention: bool = False) -> dict:
-        """Predict one value per structure and the per-atom global attention."""
+    def forward(
+        self,
+        batch: Batch,
+        return_local_attention: bool = False,
+        readout_mask: torch.Tensor | None = None,
+    ) -> dict:
+        """Predict one value per structure and the per-atom global attention.
+
+        Args:
+            batch: The structures.
+            return_local_attention: Also return each layer's (E, H) local attention.
+            readout_mask: Optional (N,) bool; atoms set to False are left out of the global
+                attention pooling (their attention becomes 0). Each structure must keep one.
+        """
         cfg = self.cfg
         centers, neighbors = batch.centers, batch.neighbors
         h = self.atom_in(self.embedding(batch.numbers))
@@ -136,6 +148,8 @@ class Scann(nn.Module):
         if cfg.normalize_logits:
             norms = segment_sum(scores**2, graph, n_graphs).clamp_min(1e-12).sqrt()
             scores = scores / norms[graph]
+        if readout_mask is not None:
+            scores = scores.masked_fill(~readout_mask, float("-inf"))
         alpha = segment_softmax(scores, graph, n_graphs)
         z = segment_sum(alpha.unsqueeze(-1) * k, graph, n_graphs)
         y = self.out(F.silu(self.readout(z))).squeeze(-1)

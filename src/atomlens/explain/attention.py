@@ -1,0 +1,134 @@
+"""Per-atom explanations of a trained model: prediction, global and local attention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase.data import chemical_symbols
+
+from atomlens.graphs.graph import Graph
+from atomlens.inference import Predictor
+from atomlens.structures.record import Structure
+
+ID_KEYS = ("id", "name", "material_id", "mp_id", "qm9_id")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What the model says about one structure, atom by atom.
+
+    Attributes:
+        name: Identifier of the structure (its id or ``file#frame``).
+        structure: The structure.
+        graph: Its Voronoi graph as the model saw it.
+        value: The prediction, in ``unit``.
+        target: Name of the predicted property.
+        unit: Its unit.
+        attention: Global attention of each atom (N,), sums to 1.
+        local_attention: Optional (L, N): per layer, the local attention each atom
+            receives from its neighbours (mean over heads, summed over incoming edges).
+    """
+
+    name: str
+    structure: Structure
+    graph: Graph
+    value: float
+    target: str
+    unit: str
+    attention: np.ndarray
+    local_attention: np.ndarray | None = None
+
+    @property
+    def symbols(self) -> list[str]:
+        """Element symbol of each atom."""
+        return [chemical_symbols[int(z)] for z in self.structure.numbers]
+
+    @property
+    def coordination(self) -> np.ndarray:
+        """Number of Voronoi neighbours of each atom (N,)."""
+        return self.graph.degree()
+
+    @property
+    def rank(self) -> np.ndarray:
+        """Rank of each atom by attention, 1 = most attended (N,)."""
+        return attention_rank(self.attention)
+
+
+def attention_rank(scores: np.ndarray) -> np.ndarray:
+    """Rank of each entry, 1 for the largest; ties keep index order."""
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def structure_name(structure: Structure) -> str:
+    """A readable identifier: an id from the structure's info, else ``file#frame``."""
+    for key in ID_KEYS:
+        if key in structure.info:
+            return f"{key}={structure.info[key]}"
+    source = Path(structure.source).name if structure.source else "structure"
+    return f"{source}#{structure.frame}" if structure.frame is not None else source
+
+
+def received_local_attention(weights: Any, graph_neighbors: np.ndarray, n_atoms: int) -> np.ndarray:
+    """Attention each atom receives in one layer: head-mean weights summed per neighbour."""
+    per_edge = np.asarray(weights).mean(axis=1)
+    return np.bincount(graph_neighbors, weights=per_edge, minlength=n_atoms)
+
+
+def explain(
+    predictor: Predictor,
+    structures: list[Any],
+    *,
+    local: bool = False,
+    batch_size: int = 128,
+) -> list[Explanation]:
+    """Explain the predictions of ``predictor`` for structures.
+
+    Args:
+        predictor: A loaded model (see :func:`atomlens.inference.load_model`).
+        structures: ase.Atoms, pymatgen or atomlens structures.
+        local: Also collect per-layer local attention.
+        batch_size: Structures per forward pass.
+
+    Raises:
+        StructureError: Naming the structure whose graph cannot be built.
+    """
+    results: list[Explanation] = []
+    for chunk, graphs, output in predictor.forward(
+        structures, batch_size, return_local_attention=local
+    ):
+        values = output["prediction"].numpy()
+        alpha = output["atom_attention"].numpy()
+        atom_bounds = np.concatenate([[0], np.cumsum([g.num_atoms for g in graphs])])
+        edge_bounds = np.concatenate([[0], np.cumsum([g.num_edges for g in graphs])])
+        layers = [w.numpy() for w in output.get("local_attention", [])]
+        for k, (structure, graph) in enumerate(zip(chunk, graphs, strict=True)):
+            local_attention = None
+            if local:
+                local_attention = np.stack(
+                    [
+                        received_local_attention(
+                            w[edge_bounds[k] : edge_bounds[k + 1]],
+                            graph.neighbors,
+                            graph.num_atoms,
+                        )
+                        for w in layers
+                    ]
+                )
+            results.append(
+                Explanation(
+                    name=structure_name(structure),
+                    structure=structure,
+                    graph=graph,
+                    value=float(values[k]),
+                    target=predictor.target,
+                    unit=predictor.unit,
+                    attention=alpha[atom_bounds[k] : atom_bounds[k + 1]].astype(np.float64),
+                    local_attention=local_attention,
+                )
+            )
+    return results

@@ -1,0 +1,101 @@
+"""Explanations as files: extxyz with per-atom columns, CSV tables of atoms and structures."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from atomlens.atomic import atomic_path
+from atomlens.explain.attention import Explanation
+from atomlens.structures.io import to_ase
+
+ATTENTION_COLUMN = "atomlens_attention"
+
+
+def write_extxyz(explanations: Sequence[Explanation], path: Path) -> Path:
+    """Write all structures to one extxyz file with attention columns (OVITO / ASE gui).
+
+    Per atom: ``atomlens_attention``, ``atomlens_attention_rank``, ``atomlens_coordination``
+    and, when collected, ``atomlens_local_attention_<layer>``. Per frame: the prediction as
+    ``atomlens_<target>`` and the name as ``atomlens_name``.
+    """
+    import ase.io
+
+    frames = []
+    for item in explanations:
+        atoms = to_ase(item.structure)
+        atoms.info[f"atomlens_{item.target}"] = item.value
+        atoms.info["atomlens_name"] = item.name
+        atoms.arrays[ATTENTION_COLUMN] = item.attention
+        atoms.arrays["atomlens_attention_rank"] = item.rank
+        atoms.arrays["atomlens_coordination"] = item.coordination
+        if item.local_attention is not None:
+            for layer, values in enumerate(item.local_attention, start=1):
+                atoms.arrays[f"atomlens_local_attention_{layer}"] = values
+        frames.append(atoms)
+    with atomic_path(path) as tmp:
+        ase.io.write(tmp, frames, format="extxyz")
+    return path
+
+
+def write_atom_table(explanations: Sequence[Explanation], path: Path) -> Path:
+    """CSV, one row per atom: structure, atom index, element, attention, rank, coordination."""
+    n_layers = max(
+        (len(e.local_attention) for e in explanations if e.local_attention is not None), default=0
+    )
+    header = ["structure", "atom", "element", "attention", "rank", "coordination"]
+    header += [f"local_attention_{layer}" for layer in range(1, n_layers + 1)]
+    rows = []
+    for item in explanations:
+        columns = [item.symbols, item.attention, item.rank, item.coordination]
+        local = item.local_attention if item.local_attention is not None else []
+        for atom in range(len(item.structure)):
+            row = [item.name, atom, columns[0][atom], float(columns[1][atom])]
+            row += [int(columns[2][atom]), int(columns[3][atom])]
+            row += [float(layer[atom]) for layer in local]
+            rows.append(row)
+    return write_csv(path, header, rows)
+
+
+def write_structure_table(explanations: Sequence[Explanation], path: Path) -> Path:
+    """CSV, one row per structure: name, formula, atoms, prediction and most attended atom."""
+    header = [
+        "structure",
+        "source",
+        "frame",
+        "formula",
+        "n_atoms",
+        "prediction",
+        "unit",
+        "target",
+        "most_attended_atom",
+        "max_attention",
+    ]
+    rows = []
+    for item in explanations:
+        top = int(item.attention.argmax())
+        rows.append(
+            [
+                item.name,
+                item.structure.source,
+                item.structure.frame,
+                item.structure.formula,
+                len(item.structure),
+                item.value,
+                item.unit,
+                item.target,
+                f"{item.symbols[top]}{top}",
+                float(item.attention[top]),
+            ]
+        )
+    return write_csv(path, header, rows)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    """Write a CSV table atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
