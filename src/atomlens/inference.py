@@ -77,6 +77,46 @@ class Predictor:
         self.target = str(self.metadata["target"])
         self.unit = str(self.metadata.get("unit", ""))
 
+    def split_structures(
+        self, split_name: str = "test", n: int | None = None, seed: int = 0
+    ) -> tuple[list[Structure], np.ndarray]:
+        """Structures of one of the run's saved splits, with their reference labels.
+
+        Args:
+            split_name: ``test``, ``val`` or ``train``.
+            n: Take a random sample of this many (default: all of the split).
+            seed: Seed of the sample.
+
+        Raises:
+            DataError: If the split or the run's graph cache is missing.
+        """
+        from atomlens.datasets import GraphDataset, Split, load_source
+
+        split = Split.load(self.run_dir / "split.json")
+        if split_name not in ("train", "val", "test"):
+            raise DataError(f"unknown split {split_name!r}; use train, val or test")
+        indices = getattr(split, split_name)
+        if n is not None and n < len(indices):
+            indices = np.sort(np.random.default_rng(seed).choice(indices, n, replace=False))
+        entry = Path(self.metadata["cache_entry"])
+        if not (entry / "manifest.json").is_file():
+            raise DataError(
+                f"the run's graph cache '{entry}' is gone; rebuild it with "
+                f"`atomlens train {self.run_dir / 'config.yaml'}` (it resumes)"
+            )
+        ids = GraphDataset(entry).ids[indices]
+        data = self.config.data
+        source = load_source(data.source, targets=[data.target], limit=data.limit)
+        position = {str(record_id): k for k, record_id in enumerate(source.ids)}
+        missing = [str(i) for i in ids if str(i) not in position]
+        if missing:
+            raise DataError(
+                f"{len(missing)} record(s) of the {split_name} split (e.g. {missing[0]}) are no "
+                f"longer in the source '{data.source}'"
+            )
+        rows = [position[str(i)] for i in ids]
+        return [source.structures[k] for k in rows], source.targets[rows, 0]
+
     def check_elements(self, records: list[Structure]) -> None:
         """Raise a StructureError naming the first structure with an element never trained on."""
         known = set(self.metadata["elements"])

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from ase.data import covalent_radii
 
-from atomlens.atomic import write_text_atomic
 from atomlens.explain.attention import Explanation
+from atomlens.files import write_text_atomic
 
 BOND_TOLERANCE = 1.2  # a bond is drawn below this multiple of the summed covalent radii
 IMAGE_MARGIN = 0.15  # periodic images within this fraction of the cell are drawn

@@ -6,8 +6,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from atomlens.atomic import atomic_path
 from atomlens.explain.attention import Explanation
+from atomlens.files import atomic_path
 from atomlens.structures.io import to_ase
 
 ATTENTION_COLUMN = "atomlens_attention"

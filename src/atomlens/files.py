@@ -1,8 +1,9 @@
-"""Atomic file writes: write to a temporary sibling, then rename over the target."""
+"""File helpers: atomic writes (temporary sibling, then rename) and safe file names."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,3 +30,8 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def safe_filename(text: str, limit: int = 60) -> str:
+    """A file-name fragment made of letters, digits, '-', '_' and '.' only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:limit] or "file"
