@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -98,7 +99,9 @@ def frontier_weights(
         for z, p in zip(structure.numbers, structure.positions, strict=True)
     ]
     try:
-        mol = gto.M(atom=atoms, basis=basis, unit="Angstrom", charge=charge, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "try basis-set-exchange"
+            mol = gto.M(atom=atoms, basis=basis, unit="Angstrom", charge=charge, verbose=0)
     except (KeyError, RuntimeError) as exc:
         raise structure.fail(f"PySCF cannot set up basis {basis!r}: {exc}") from None
     mf = scf.RHF(mol) if method.lower() == "hf" else dft.RKS(mol, xc=method)

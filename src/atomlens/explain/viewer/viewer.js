@@ -1,5 +1,5 @@
 // atomlens attention viewer: a dependency-free canvas renderer (works offline).
-// Reads the structures from <script id="atomlens-data" type="application/json">.
+// Reads the structures from the JSON block with id "atomlens-data".
 // All text from the data goes into the page through textContent, never as HTML.
 "use strict";
 (function () {

@@ -1,0 +1,121 @@
+import csv
+import json
+
+import ase.build
+import ase.io
+import pytest
+
+from atomlens.cli import main
+
+
+def test_explain_files_writes_every_output(molecule_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(
+        [
+            "explain",
+            str(molecule_run),
+            "tests/data/qm9_sample.extxyz",
+            "--out",
+            str(out),
+            "--faithfulness",
+            "--local",
+            "--figures",
+            "3",
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "explained 12 structure(s)" in printed and "deletion AUC" in printed
+    assert "per-structure figures for the first 3" in printed
+    for name in (
+        "explanations.extxyz",
+        "atoms.csv",
+        "structures.csv",
+        "index.html",
+        "faithfulness.json",
+        "faithfulness.csv",
+        "figures/attention_by_element.png",
+        "figures/attention_by_environment.png",
+        "figures/faithfulness.png",
+    ):
+        assert (out / name).is_file(), name
+    assert len(list((out / "figures").glob("attention_0*.png"))) == 3
+    assert (out / "figures" / "attention_0000_qm9_id_1.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((out / "faithfulness.json").read_text())
+    assert summary["mode"] == "atom" and summary["n_structures"] == 12
+    rows = list(read_rows(out / "faithfulness.csv"))
+    assert len(rows) == 12 and float(rows[0]["deletion_auc_attention"]) >= 0
+    frames = ase.io.read(out / "explanations.extxyz", index=":")
+    assert "atomlens_local_attention_2" in frames[0].arrays
+
+
+def test_explain_split_and_readout_mask(molecule_run, tmp_path, capsys):
+    out = tmp_path / "split"
+    assert (
+        main(
+            [
+                "explain",
+                str(molecule_run),
+                "--split",
+                "test",
+                "--out",
+                str(out),
+                "--faithfulness",
+                "readout",
+            ]
+        )
+        == 0
+    )
+    assert "explained 2 structure(s)" in capsys.readouterr().out
+    assert json.loads((out / "faithfulness.json").read_text())["mode"] == "readout"
+    split = json.loads((molecule_run / "split.json").read_text())
+    table = list(read_rows(out / "structures.csv"))
+    assert len(table) == len(split["test"]) == 2
+
+
+def test_explain_errors_name_the_problem(molecule_run, tmp_path, capsys):
+    assert main(["explain", str(molecule_run), "--out", str(tmp_path)]) == 1
+    assert "give structure files or --split" in capsys.readouterr().err
+    silicon = tmp_path / "si.xyz"
+    ase.io.write(silicon, [ase.build.molecule("CH4"), ase.build.molecule("SiH4")])
+    assert main(["explain", str(molecule_run), str(silicon), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Si never seen in training" in err and "si.xyz" in err and "frame 1" in err
+    empty = tmp_path / "empty.xyz"
+    empty.write_text("")
+    assert main(["explain", str(molecule_run), str(empty), "--out", str(tmp_path / "o")]) == 1
+    assert "empty.xyz" in capsys.readouterr().err
+
+
+def test_validate_attention_command(molecule_run, tmp_path, capsys):
+    pytest.importorskip("pyscf")
+    args = [
+        "validate-attention",
+        str(molecule_run),
+        "--n",
+        "2",
+        "--method",
+        "hf",
+        "--basis",
+        "sto-3g",
+        "--cache-dir",
+        str(tmp_path / "orbitals"),
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman correlation with hf/sto-3g HOMO lowdin" in printed
+    report = json.loads((molecule_run / "attention_validation_homo.json").read_text())
+    assert report["n_molecules"] == 2 and report["reference"] == "homo"
+    assert set(report) >= {"attention", "random", "centrality", "heavy_atom"}
+    assert main([*args, "--reference", "lumo"]) == 0  # the same SCF results, from the cache
+    assert len(list((tmp_path / "orbitals").rglob("*.json"))) == 2
+
+
+def test_validate_attention_refuses_crystal_models(crystal_run, capsys):
+    assert main(["validate-attention", str(crystal_run), "--reference", "homo", "--n", "2"]) == 1
+    assert "molecules only" in capsys.readouterr().err
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
