@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from atomlens.errors import DataError
+from atomlens.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class Split:
             "n_total": self.n_total,
             **{name: getattr(self, name).tolist() for name in ("train", "val", "test")},
         }
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(payload))
 
     @classmethod
     def load(cls, path: Path | str) -> Split:
