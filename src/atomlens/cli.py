@@ -417,12 +417,16 @@ def _validate_attention(args: argparse.Namespace) -> None:
         f"Spearman correlation with {args.method}/{args.basis} {reference.upper()} "
         f"{args.population} atom weights, {summary['n_molecules']} {args.split} molecules:"
     )
-    print(f"  {'scores':<11} {'mean':>7} {'± sem':>7} {'median':>7} {'top-1':>6}")
+    print(
+        f"  {'scores':<11} {'mean':>7} {'± sem':>7} {'median':>7} {'top-1':>6}   "
+        "heavy atoms only: mean ± sem"
+    )
     for name in ("attention", "random", "centrality", "heavy_atom"):
         row = summary[name]
         print(
             f"  {name:<11} {row['spearman_mean']:>7.3f} {row['spearman_sem']:>7.3f} "
-            f"{row['spearman_median']:>7.3f} {row['top1_rate']:>6.0%}"
+            f"{row['spearman_median']:>7.3f} {row['top1_rate']:>6.0%}   "
+            f"{row['spearman_heavy_mean']:>7.3f} {row['spearman_heavy_sem']:>6.3f}"
         )
     print(f"wrote {path}")
 
