@@ -292,6 +292,7 @@ def _demo(args: argparse.Namespace) -> None:
     from ase.data import chemical_symbols
 
     from atomlens.config import apply_overrides, validate_config
+    from atomlens.explain.report import write_report
     from atomlens.inference import load_model
     from atomlens.training.evaluate import evaluate_run
     from atomlens.training.trainer import train
@@ -307,11 +308,24 @@ def _demo(args: argparse.Namespace) -> None:
         f"{1000 * metrics['mae']:.0f} meV (RMSE {1000 * metrics['rmse']:.0f} meV, "
         f"R2 {metrics['r2']:.3f}); parity plot: {run / 'parity_test.png'}"
     )
+    predictor = load_model(run)
     molecule = ase.build.molecule("CH3CH2OH")
-    (result,) = load_model(run).predict(molecule)
+    (result,) = predictor.predict(molecule)
     print(f"ethanol: predicted HOMO {result.value:.2f} eV; most attended atoms:")
     for index, z, score in result.top_atoms(3):
         print(f"  atom {index:>2} {chemical_symbols[z]:<2} attention {score:.3f}")
+    structures, _ = predictor.split_structures("test", n=50, seed=0)
+    out = run / "explanations"
+    write_report(
+        predictor,
+        structures,
+        out,
+        structure_figures=10,
+        faithfulness_mode="atom",
+        progress=sys.stderr.isatty(),
+    )
+    print(f"\nattention of 50 test molecules: open {out / 'index.html'} (works offline)")
+    _print_faithfulness(json.loads((out / "faithfulness.json").read_text()))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
