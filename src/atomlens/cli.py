@@ -161,6 +161,9 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--figures", type=int, default=50, help="per-structure PNGs for at most this many"
     )
+    explain.add_argument(
+        "--page-limit", type=int, default=2000, help="structures in index.html (default 2000)"
+    )
     explain.add_argument("--checkpoint", choices=["best", "last"], default="best")
     explain.set_defaults(handler=_explain)
 
@@ -369,12 +372,18 @@ def _explain(args: argparse.Namespace) -> None:
         args.out,
         local=args.local,
         structure_figures=args.figures,
+        page_limit=args.page_limit,
         faithfulness_mode=args.faithfulness,
         progress=sys.stderr.isatty(),
     )
     print(f"explained {len(explanations)} structure(s); open {args.out / 'index.html'}")
     if args.figures < len(explanations):
         print(f"per-structure figures for the first {args.figures} (raise with --figures)")
+    if args.page_limit < len(explanations):
+        print(
+            f"index.html shows the first {args.page_limit} (raise with --page-limit); "
+            "the extxyz and CSV files hold all"
+        )
     print(f"wrote {len(written)} files to {args.out}")
     if args.faithfulness:
         summary = json.loads((args.out / "faithfulness.json").read_text())

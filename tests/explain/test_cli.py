@@ -21,12 +21,16 @@ def test_explain_files_writes_every_output(molecule_run, tmp_path, capsys):
             "--local",
             "--figures",
             "3",
+            "--page-limit",
+            "4",
         ]
     )
     assert status == 0
     printed = capsys.readouterr().out
     assert "explained 12 structure(s)" in printed and "deletion AUC" in printed
     assert "per-structure figures for the first 3" in printed
+    assert "index.html shows the first 4" in printed
+    assert (out / "index.html").read_text().count('"formula":') == 4
     for name in (
         "explanations.extxyz",
         "atoms.csv",

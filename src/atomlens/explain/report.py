@@ -34,6 +34,7 @@ def write_report(
     *,
     local: bool = False,
     structure_figures: int = 50,
+    page_limit: int = 2000,
     faithfulness_mode: MaskMode | None = None,
     progress: bool = True,
 ) -> tuple[list[Explanation], list[Path]]:
@@ -45,6 +46,7 @@ def write_report(
         out_dir: Output folder (created).
         local: Add per-layer local attention columns.
         structure_figures: Per-structure bar charts for at most this many structures.
+        page_limit: The HTML page holds at most this many structures (the tables all).
         faithfulness_mode: If given, also compute deletion/insertion curves with this mask.
         progress: Show progress bars.
 
@@ -61,7 +63,7 @@ def write_report(
         tables.write_atom_table(explanations, out_dir / "atoms.csv"),
         tables.write_structure_table(explanations, out_dir / "structures.csv"),
         html.write_page(
-            explanations,
+            explanations[:page_limit],
             out_dir / "index.html",
             title=f"atomlens: {predictor.target} attention",
             model=str(predictor.run_dir),
