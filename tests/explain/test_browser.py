@@ -76,6 +76,21 @@ def test_molecules_render_with_search_and_hover(browser, molecule_predictor, tmp
     assert errors == []
 
 
+def test_colour_by_local_attention_layers(browser, molecule_predictor, tmp_path):
+    structures = list(read_structures("tests/data/qm9_sample.extxyz"))[:3]
+    items = explain(molecule_predictor, structures, local=True)
+    page, errors = open_page(browser, write_page(items, tmp_path / "l.html", title="t", model="m"))
+    assert page.locator("#colour-by option").count() == 3  # global + 2 layers
+    page.evaluate("window.atomlensViewer.colourBy(2)")
+    assert page.text_content("#bar-label") == "local attention, layer 2"
+    low = float(page.text_content("#bar-low"))
+    assert low == pytest.approx(items[0].local_attention[1].min(), rel=1e-3)
+    assert page.evaluate("window.atomlensViewer.drawnAtoms") == 5
+    page.evaluate("window.atomlensViewer.colourBy(0)")
+    assert page.text_content("#bar-label") == "attention"
+    assert errors == []
+
+
 def test_crystal_draws_cell_atoms_and_images(browser, crystal_predictor, tmp_path):
     structures = list(read_structures("tests/data/mp_crystals_sample.extxyz"))
     items = explain(crystal_predictor, structures)

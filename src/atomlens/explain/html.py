@@ -85,7 +85,7 @@ def structure_payload(item: Explanation) -> dict[str, Any]:
         "positions": _rounded(positions),
         "radii": _rounded(radii, 3),
         "attention": _rounded(attention, 6),
-        "range": [float(attention.min()), float(attention.max())],
+        "local": None if item.local_attention is None else _rounded(item.local_attention, 5),
         "rank": item.rank.tolist(),
         "coordination": item.coordination.tolist(),
         "cell": None if cell is None else _rounded(cell),

@@ -15,8 +15,17 @@
   ];
   const state = {
     index: -1, rotation: tilt(), zoom: 1, showImages: true, highlight: -1,
-    drawn: [], drag: null,
+    drawn: [], drag: null, layer: 0,
   };
+
+  // Scores that colour and size the atoms: global attention (layer 0) or the local
+  // attention an atom receives in one message-passing layer (1..L), when exported.
+  function scores(s) {
+    const values = state.layer > 0 && s.local ? s.local[state.layer - 1] : s.attention;
+    const low = values.reduce((a, b) => Math.min(a, b), Infinity);
+    const high = values.reduce((a, b) => Math.max(a, b), -Infinity);
+    return { values, low, high };
+  }
 
   function tilt() {
     const a = -0.45, b = 0.6;
@@ -120,10 +129,11 @@
       ctx.lineTo(q[0], q[1]);
       ctx.stroke();
     }
-    const low = s.range[0], span = Math.max(s.range[1] - s.range[0], 1e-12);
+    const shown = scores(s);
+    const span = Math.max(shown.high - shown.low, 1e-12);
     const items = points.map((p) => {
       const xy = project(p.pos);
-      const t = (s.attention[p.atom] - low) / span;
+      const t = (shown.values[p.atom] - shown.low) / span;
       const radius = scale * s.radii[p.atom] * (0.35 + 0.45 * t);
       return { ...p, x: xy[0], y: xy[1], z: xy[2], t, radius };
     });
@@ -159,8 +169,10 @@
       g.fillStyle = rgb(colour(x / (bar.width - 1)), 1);
       g.fillRect(x, 0, 1, bar.height);
     }
-    $("bar-low").textContent = fmt(s.range[0]);
-    $("bar-high").textContent = fmt(s.range[1]);
+    const shown = scores(s);
+    $("bar-label").textContent = state.layer > 0 ? `local attention, layer ${state.layer}` : "attention";
+    $("bar-low").textContent = fmt(shown.low);
+    $("bar-high").textContent = fmt(shown.high);
   }
 
   function fillTable(s) {
@@ -195,6 +207,18 @@
       li.classList.toggle("selected", Number(li.dataset.index) === index);
     });
     $("images-toggle").disabled = !s.cell;
+    const layers = s.local ? s.local.length : 0;
+    if (state.layer > layers) state.layer = 0;
+    const menu = $("colour-by");
+    menu.replaceChildren();
+    for (let layer = 0; layer <= layers; layer++) {
+      const option = document.createElement("option");
+      option.value = String(layer);
+      option.textContent = layer ? `local attention, layer ${layer}` : "global attention";
+      menu.appendChild(option);
+    }
+    menu.value = String(state.layer);
+    menu.disabled = layers === 0;
     drawColourBar(s);
     fillTable(s);
     draw();
@@ -245,9 +269,11 @@
       const item = state.drawn[k];
       if (Math.hypot(x - item.x, y - item.y) <= Math.max(item.radius, 3)) {
         const s = structures[state.index];
+        const local = state.layer > 0 && s.local
+          ? ` · layer ${state.layer} ${fmt(s.local[state.layer - 1][item.atom])}` : "";
         tooltip.textContent = `${s.symbols[item.atom]} ${item.atom}${item.image ? " (image)" : ""}` +
           ` · attention ${fmt(s.attention[item.atom])} · rank ${s.rank[item.atom]}` +
-          ` · CN ${s.coordination[item.atom]}`;
+          ` · CN ${s.coordination[item.atom]}${local}`;
         tooltip.style.left = `${x + 14}px`;
         tooltip.style.top = `${y + 14}px`;
         tooltip.hidden = false;
@@ -271,6 +297,11 @@
   }, { passive: false });
   $("search").addEventListener("input", (e) => filter(e.target.value));
   $("images-toggle").addEventListener("change", (e) => { state.showImages = e.target.checked; draw(); });
+  $("colour-by").addEventListener("change", (e) => {
+    state.layer = Number(e.target.value);
+    drawColourBar(structures[state.index]);
+    draw();
+  });
   $("reset").addEventListener("click", () => { state.rotation = tilt(); state.zoom = 1; draw(); });
   window.addEventListener("resize", draw);
 
@@ -281,6 +312,7 @@
     select,
     filter,
     get selected() { return state.index; },
+    colourBy(layer) { const m = $("colour-by"); m.value = String(layer); m.dispatchEvent(new Event("change")); },
     get drawnAtoms() { return Number(canvas.dataset.drawnAtoms || 0); },
     get drawnImages() { return Number(canvas.dataset.drawnImages || 0); },
   };
