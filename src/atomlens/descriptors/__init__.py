@@ -1,0 +1,1 @@
+"""Descriptor models: features, random forest / XGBoost on tables, SISSO."""

@@ -1,0 +1,451 @@
+"""SISSO: sure-independence screening plus sparsifying (L0) least squares.
+
+The feature space grows from the primary columns by applying operators up to a number of
+operators (the *complexity*): level 0 is the primaries; a level-c feature is a unary
+operator on a level c-1 feature, or a binary operator on two features whose levels add up to
+c-1. All levels below the top one are kept in memory; the top level is streamed in chunks, so
+a space of millions of candidates needs memory for one chunk only.
+
+For each descriptor dimension d = 1..D, SIS adds the ``sis_size`` candidates most correlated
+(|Pearson r|) with the residual of the (d-1)-dimensional model to the subspace, then SO
+solves least squares for every d-subset of the subspace (batched normal equations) and keeps
+the subset with the smallest residual. With ``ops=()`` and a subspace that holds every
+primary, this is exact best-subset regression.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Formulas are kept in Python syntax over ``f[i]`` (primary column i), so that they can be
+# evaluated safely on new data (see ``evaluate``) and shown with the column names.
+UNARY = {
+    "exp": (np.exp, "exp({})"),
+    "log": (np.log, "log({})"),
+    "^-1": (lambda x: 1.0 / x, "({})**-1"),
+    "^2": (np.square, "({})**2"),
+    "^3": (lambda x: x**3, "({})**3"),
+    "sqrt": (np.sqrt, "sqrt({})"),
+}
+BINARY = {
+    "+": (np.add, "({} + {})", True),
+    "-": (np.subtract, "({} - {})", False),
+    "*": (np.multiply, "({} * {})", True),
+    "/": (np.divide, "({} / {})", False),
+}
+DEFAULT_OPS = ("+", "-", "*", "/", "exp", "log", "^-1", "^2", "^3", "sqrt")
+MAX_ABS = 1e12  # candidates with larger values are numerically useless
+
+
+def parse_ops(text: str) -> tuple[str, ...]:
+    """Operators from a comma-separated string; ``""`` means none (plain best subset)."""
+    ops = tuple(op.strip() for op in text.split(",") if op.strip())
+    unknown = [op for op in ops if op not in UNARY and op not in BINARY]
+    if unknown:
+        known = ", ".join([*BINARY, *UNARY])
+        raise ValueError(f"unknown operator(s) {', '.join(unknown)}; known: {known}")
+    return ops
+
+
+@dataclass
+class Level:
+    """Features with the same number of operators: values (n, m) and their formulas."""
+
+    values: np.ndarray
+    names: list[str]
+
+
+def _valid(block: np.ndarray) -> np.ndarray:
+    """Columns that are finite, bounded and not constant."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        usable = np.all(np.isfinite(block) & (np.abs(block) < MAX_ABS), axis=0)
+    if block.shape[0] == 0 or not usable.any():
+        return usable
+    clean = np.where(usable, block, 0.0)
+    spread = clean.std(axis=0)
+    scale = np.abs(clean).max(axis=0)
+    return usable & (spread > 1e-10 * np.maximum(scale, 1e-300))
+
+
+class FeatureSpace:
+    """The operator feature space over primary columns, levels 0..complexity."""
+
+    def __init__(
+        self,
+        primary: np.ndarray,
+        names: Sequence[str],
+        ops: Sequence[str] = DEFAULT_OPS,
+        complexity: int = 1,
+        chunk_size: int = 20000,
+    ):
+        if primary.ndim != 2 or primary.shape[1] != len(names):
+            raise ValueError("primary must be (n_samples, n_features) with one name per column")
+        if complexity < 0:
+            raise ValueError("complexity must be >= 0")
+        self.unary = [op for op in ops if op in UNARY]
+        self.binary = [op for op in ops if op in BINARY]
+        self.complexity = complexity if ops else 0
+        self.chunk_size = chunk_size
+        self.primary_names = list(names)
+        primary = np.asarray(primary, dtype=np.float64)
+        keep = np.flatnonzero(_valid(primary))
+        self.levels = [Level(primary[:, keep], [f"f[{i}]" for i in keep])]
+        for level in range(1, self.complexity):
+            blocks = list(self._level_blocks(level))
+            values = (
+                np.concatenate([b.values for b in blocks], axis=1)
+                if blocks
+                else np.empty((primary.shape[0], 0))
+            )
+            self.levels.append(
+                _deduplicate(Level(values, [n for b in blocks for n in b.names]), self.levels)
+            )
+
+    def _level_blocks(self, level: int) -> Iterator[Level]:
+        """Chunks of the level-``level`` candidates (computed on the fly, valid only)."""
+        below = self.levels[level - 1]
+        for op in self.unary:
+            function, template = UNARY[op]
+            for start in range(0, below.values.shape[1], self.chunk_size):
+                with np.errstate(all="ignore"):
+                    block = function(below.values[:, start : start + self.chunk_size])
+                names = below.names[start : start + self.chunk_size]
+                yield _filtered(block, [template.format(n) for n in names])
+        for a in range(level):
+            b = level - 1 - a
+            if b < a:
+                continue
+            left, right = self.levels[a], self.levels[b]
+            for op in self.binary:
+                function, template, symmetric = BINARY[op]
+                yield from self._pairs(
+                    left, right, function, template, same=a == b, symmetric=symmetric
+                )
+                if not symmetric and a != b:
+                    yield from self._pairs(
+                        right, left, function, template, same=False, symmetric=False
+                    )
+
+    def _pairs(
+        self, left: Level, right: Level, function, template: str, *, same: bool, symmetric: bool
+    ) -> Iterator[Level]:
+        m_left, m_right = left.values.shape[1], right.values.shape[1]
+        rows = max(1, self.chunk_size // max(m_right, 1))
+        for start in range(0, m_left, rows):
+            i = np.arange(start, min(start + rows, m_left))
+            ii, jj = np.meshgrid(i, np.arange(m_right), indexing="ij")
+            ii, jj = ii.ravel(), jj.ravel()
+            if same:
+                mask = jj > ii if symmetric else jj != ii
+                ii, jj = ii[mask], jj[mask]
+            if ii.size == 0:
+                continue
+            with np.errstate(all="ignore"):
+                block = function(left.values[:, ii], right.values[:, jj])
+            names = [
+                template.format(left.names[p], right.names[q])
+                for p, q in zip(ii.tolist(), jj.tolist(), strict=True)
+            ]
+            yield _filtered(block, names)
+
+    def blocks(self) -> Iterator[Level]:
+        """All candidates, level by level; the top level streamed in chunks."""
+        yield from self.levels
+        if self.complexity > 0:
+            yield from self._level_blocks(self.complexity)
+
+    def size(self) -> int:
+        """Number of valid candidates (streams the top level once)."""
+        return sum(block.values.shape[1] for block in self.blocks())
+
+
+def _filtered(block: np.ndarray, names: list[str]) -> Level:
+    keep = _valid(block)
+    return Level(block[:, keep], [n for n, k in zip(names, keep, strict=True) if k])
+
+
+def _deduplicate(level: Level, previous: Sequence[Level]) -> Level:
+    """Drop features whose standardised values repeat one already seen (e.g. a+b and b+a)."""
+    seen = {key for prior in previous for key in _keys(prior.values)}
+    keep = []
+    for index, key in enumerate(_keys(level.values)):
+        if key not in seen:
+            seen.add(key)
+            keep.append(index)
+    return Level(level.values[:, keep], [level.names[k] for k in keep])
+
+
+def _keys(values: np.ndarray) -> list[bytes]:
+    if values.shape[1] == 0:
+        return []
+    centred = values - values.mean(axis=0)
+    z = centred / np.linalg.norm(centred, axis=0)
+    z *= np.sign(z[np.argmax(np.abs(z) > 1e-8, axis=0), np.arange(z.shape[1])])
+    return [column.tobytes() for column in np.round(z, 8).T.copy()]
+
+
+def screen(
+    space: FeatureSpace, residual: np.ndarray, k: int, existing: Level | None = None
+) -> Level:
+    """The ``k`` candidates most correlated with ``residual`` (|Pearson r|), streamed.
+
+    Candidates equal in value to one in ``existing`` (or to a better one) are skipped.
+    """
+    r = residual - residual.mean()
+    r /= max(np.linalg.norm(r), 1e-300)
+    taken = set(_keys(existing.values)) if existing is not None else set()
+    best_scores = np.empty(0)
+    best_values = np.empty((len(r), 0))
+    best_names: list[str] = []
+    for block in space.blocks():
+        if block.values.shape[1] == 0:
+            continue
+        centred = block.values - block.values.mean(axis=0)
+        scores = np.abs(r @ centred) / np.linalg.norm(centred, axis=0)
+        scores = np.concatenate([best_scores, scores])
+        values = np.concatenate([best_values, block.values], axis=1)
+        names = best_names + block.names
+        top = np.argsort(-scores, kind="stable")[: 4 * k + len(taken)]
+        best_scores, best_values = scores[top], values[:, top]
+        best_names = [names[t] for t in top]
+    keep = []
+    for index, key in enumerate(_keys(best_values)):
+        if key not in taken and len(keep) < k:
+            taken.add(key)
+            keep.append(index)
+    return Level(best_values[:, keep], [best_names[i] for i in keep])
+
+
+def best_subsets(
+    x: np.ndarray, y: np.ndarray, dim: int, chunk: int = 200000
+) -> tuple[tuple[int, ...], float, int]:
+    """Exhaustive L0: the ``dim`` columns of ``x`` with the smallest least-squares residual.
+
+    Every subset is fitted with an intercept, by batched normal equations.
+
+    Returns:
+        (column indices, RSS, number of subsets solved).
+    """
+    m = x.shape[1]
+    if dim > m:
+        raise ValueError(f"cannot choose {dim} of {m} features")
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean()
+    gram = xc.T @ xc
+    xty = xc.T @ yc
+    total = float(yc @ yc)
+    best, best_rss, solved = (), math.inf, 0
+    combos = itertools.combinations(range(m), dim)
+    while True:
+        batch = np.array(list(itertools.islice(combos, chunk)), dtype=np.int64)
+        if batch.size == 0:
+            break
+        g = gram[batch[:, :, None], batch[:, None, :]]
+        b = xty[batch]
+        g = g + 1e-12 * np.trace(g, axis1=1, axis2=2)[:, None, None] * np.eye(dim)
+        coef = np.linalg.solve(g, b[..., None])[..., 0]
+        rss = total - np.einsum("ij,ij->i", coef, b)
+        k = int(np.argmin(rss))
+        solved += len(batch)
+        if rss[k] < best_rss:
+            best, best_rss = tuple(int(v) for v in batch[k]), float(rss[k])
+    return best, max(best_rss, 0.0), solved
+
+
+@dataclass(frozen=True)
+class Model:
+    """A d-dimensional SISSO model: ``y = intercept + sum_k coefficients[k] * feature_k``."""
+
+    features: list[str]
+    coefficients: np.ndarray
+    intercept: float
+    rmse: float
+    r2: float
+
+    def formula(self, target: str = "y", digits: int = 5) -> str:
+        """The model as text."""
+        terms = " ".join(
+            f"{'-' if c < 0 else '+'} {abs(c):.{digits}g} * {name}"
+            for c, name in zip(self.coefficients, self.features, strict=True)
+        )
+        return f"{target} = {self.intercept:.{digits}g} {terms}"
+
+
+@dataclass
+class SissoResult:
+    """Models of dimension 1..D and what it took to find them."""
+
+    models: list[Model]
+    n_candidates: int
+    subspace: list[str] = field(default_factory=list)
+    screening_seconds: float = 0.0
+    l0_seconds: float = 0.0
+    l0_subsets: int = 0
+
+
+def fit_linear(values: np.ndarray, y: np.ndarray, names: list[str]) -> Model:
+    """Least squares with intercept on the given descriptor columns."""
+    design = np.column_stack([np.ones(len(y)), values])
+    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ solution
+    rmse = float(np.sqrt(np.mean(residual**2)))
+    r2 = 1.0 - float(residual @ residual) / float(((y - y.mean()) ** 2).sum())
+    return Model(names, solution[1:], float(solution[0]), rmse, r2)
+
+
+def sisso(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    *,
+    ops: Sequence[str] = DEFAULT_OPS,
+    complexity: int = 1,
+    max_dim: int = 3,
+    sis_size: int = 20,
+    chunk_size: int = 20000,
+) -> SissoResult:
+    """Run SISSO for descriptor dimensions 1..max_dim.
+
+    Args:
+        x: Primary features (n_samples, n_features).
+        y: Target (n_samples,).
+        names: Names of the primary features.
+        ops: Operators (see ``UNARY`` and ``BINARY``); empty for best subset on primaries.
+        complexity: Largest number of operators in one feature.
+        max_dim: Largest descriptor dimension D.
+        sis_size: Candidates added to the subspace per dimension.
+        chunk_size: Candidates computed at once when streaming (bounds memory).
+    """
+    import time
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape[0] != y.shape[0] or x.shape[0] < 3:
+        raise ValueError("need the same number (at least 3) of rows in x and y")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("the target has NaN or infinite values")
+    if max_dim < 1:
+        raise ValueError("max_dim must be >= 1")
+    start = time.perf_counter()
+    space = FeatureSpace(x, names, ops, complexity, chunk_size)
+    n_candidates = space.size()
+    if n_candidates == 0:
+        raise ValueError("no usable feature (all constant or non-finite)")
+    screening = time.perf_counter() - start
+    subspace = Level(np.empty((len(y), 0)), [])
+    models: list[Model] = []
+    l0_seconds, subsets = 0.0, 0
+    residual = y.copy()
+    everything = n_candidates <= sis_size * max_dim  # small space: L0 over all of it
+    for dim in range(1, max_dim + 1):
+        t = time.perf_counter()
+        if everything and dim == 1:
+            subspace = screen(space, residual, n_candidates)
+        elif not everything:
+            new = screen(space, residual, sis_size, existing=subspace)
+            subspace = Level(
+                np.concatenate([subspace.values, new.values], axis=1), subspace.names + new.names
+            )
+        screening += time.perf_counter() - t
+        if dim > subspace.values.shape[1]:
+            break
+        t = time.perf_counter()
+        chosen, _, solved = best_subsets(subspace.values, y, dim)
+        l0_seconds += time.perf_counter() - t
+        subsets += solved
+        model = fit_linear(subspace.values[:, chosen], y, [subspace.names[c] for c in chosen])
+        models.append(model)
+        residual = y - model.intercept - subspace.values[:, chosen] @ model.coefficients
+    return SissoResult(models, n_candidates, subspace.names, screening, l0_seconds, subsets)
+
+
+_FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt}
+
+
+def evaluate(formula: str, x: np.ndarray) -> np.ndarray:
+    """Values of a SISSO feature (Python syntax over ``f[i]``) on rows of primary features.
+
+    Only the operators SISSO generates are accepted; anything else is an error.
+    """
+    import ast
+
+    def walk(node: ast.AST) -> np.ndarray | float:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "f"
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, int)
+        ):
+            return x[:, node.slice.value]
+        if isinstance(node, ast.BinOp):
+            left, right = walk(node.left), walk(node.right)
+            operations = {
+                ast.Add: np.add,
+                ast.Sub: np.subtract,
+                ast.Mult: np.multiply,
+                ast.Div: np.divide,
+                ast.Pow: np.power,
+            }
+            for kind, function in operations.items():
+                if isinstance(node.op, kind):
+                    return function(left, right)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCTIONS
+            and len(node.args) == 1
+        ):
+            return _FUNCTIONS[node.func.id](walk(node.args[0]))
+        raise ValueError(f"not a SISSO formula: {formula!r}")
+
+    with np.errstate(all="ignore"):
+        return np.asarray(walk(ast.parse(formula, mode="eval")), dtype=np.float64)
+
+
+def display(formula: str, names: Sequence[str]) -> str:
+    """A formula with column names in place of ``f[i]`` and ``^`` for powers."""
+    import re
+
+    text = re.sub(r"f\[(\d+)\]", lambda m: names[int(m.group(1))], formula)
+    return text.replace("**", "^")
+
+
+def predict(model: Model, x: np.ndarray) -> np.ndarray:
+    """Predictions of a SISSO model on rows of primary features."""
+    columns = np.column_stack([evaluate(f, x) for f in model.features])
+    return model.intercept + columns @ model.coefficients
+
+
+def cross_validate(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    **settings,
+) -> dict[int, list[float]]:
+    """Held-out RMSE per descriptor dimension, with SISSO rerun on each training fold.
+
+    Feature construction, screening and L0 all see the training rows only.
+
+    Returns:
+        ``{dimension: [RMSE of fold 1, fold 2, ...]}``.
+    """
+    scores: dict[int, list[float]] = {}
+    for train, test in folds:
+        result = sisso(x[train], y[train], names, **settings)
+        for dim, model in enumerate(result.models, start=1):
+            error = predict(model, x[test]) - y[test]
+            scores.setdefault(dim, []).append(float(np.sqrt(np.mean(error**2))))
+    return scores
