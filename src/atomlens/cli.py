@@ -194,6 +194,31 @@ def _build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     validate.set_defaults(handler=_validate_attention)
 
+    sisso = commands.add_parser(
+        "sisso",
+        help="symbolic descriptors: SISSO (operator feature space, SIS + exact L0)",
+        description="Find 1..D-term linear models of a table's target over features built "
+        "from its numeric columns with operators, by sure-independence screening and exact "
+        "L0 on the screened subspace. --ops '' gives plain best-subset regression. Each CV "
+        "fold reruns the whole search on its training rows.",
+    )
+    sisso.add_argument("table", type=Path, help="CSV with a header row")
+    sisso.add_argument("--target", required=True, help="column to model")
+    sisso.add_argument("--dim", type=int, default=3, help="largest descriptor dimension D")
+    sisso.add_argument(
+        "--ops",
+        default="+,-,*,/,exp,log,^-1,^2,^3,sqrt",
+        help="comma-separated operators; '' for none (default: all ten)",
+    )
+    sisso.add_argument("--complexity", type=int, default=1, help="operators per feature")
+    sisso.add_argument("--sis-size", type=int, default=20, help="candidates kept per dimension")
+    sisso.add_argument("--cv", type=int, default=5, help="folds (0: no cross-validation)")
+    sisso.add_argument("--group-by", help="column grouping rows in CV (e.g. composition)")
+    sisso.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
+    sisso.add_argument("--seed", type=int, default=0)
+    sisso.add_argument("--out", type=Path, help="JSON report (default: <table>.sisso.json)")
+    sisso.set_defaults(handler=_sisso)
+
     graphs = commands.add_parser("graphs", help="build and inspect graph caches").add_subparsers(
         title="graphs commands", metavar="ACTION"
     )
@@ -452,6 +477,76 @@ def _validate_attention(args: argparse.Namespace) -> None:
             f"{row['spearman_heavy_mean']:>7.3f} {row['spearman_heavy_sem']:>6.3f}"
         )
     print(f"wrote {path}")
+
+
+def _sisso(args: argparse.Namespace) -> None:
+    import time
+
+    import numpy as np
+
+    from atomlens.descriptors import sisso
+    from atomlens.descriptors.splits import kfold
+    from atomlens.descriptors.table import read_table
+    from atomlens.files import write_text_atomic
+
+    table = read_table(args.table, args.target, group_by=args.group_by, exclude=tuple(args.exclude))
+    try:
+        settings = {
+            "ops": sisso.parse_ops(args.ops),
+            "complexity": args.complexity,
+            "max_dim": args.dim,
+            "sis_size": args.sis_size,
+        }
+    except ValueError as exc:
+        raise AtomlensError(str(exc)) from None
+    start = time.perf_counter()
+    result = sisso.sisso(table.x, table.y, table.feature_names, **settings)
+    seconds = time.perf_counter() - start
+    cv = {}
+    if args.cv:
+        folds = kfold(len(table.y), args.cv, args.seed, table.groups)
+        cv = sisso.cross_validate(table.x, table.y, table.feature_names, folds, **settings)
+    names = table.feature_names
+    print(
+        f"{len(table.y)} rows, {len(names)} primary features, {result.n_candidates:,} "
+        f"candidate features; screening {result.screening_seconds:.2f} s, L0 "
+        f"{result.l0_seconds:.2f} s over {result.l0_subsets:,} subsets"
+    )
+    models = []
+    for dim, model in enumerate(result.models, start=1):
+        formula = sisso.display(model.formula(args.target), names)
+        fold_rmse = cv.get(dim, [])
+        cv_text = (
+            f"  CV RMSE {np.mean(fold_rmse):.4g} ± {np.std(fold_rmse):.2g}" if fold_rmse else ""
+        )
+        print(f"D={dim}: {formula}\n     RMSE {model.rmse:.4g}  R2 {model.r2:.4f}{cv_text}")
+        models.append(
+            {
+                "dimension": dim,
+                "formula": formula,
+                "features": [sisso.display(f, names) for f in model.features],
+                "features_raw": model.features,
+                "coefficients": model.coefficients.tolist(),
+                "intercept": model.intercept,
+                "rmse": model.rmse,
+                "r2": model.r2,
+                "cv_rmse_folds": fold_rmse,
+            }
+        )
+    report = {
+        "table": str(args.table),
+        "target": args.target,
+        "primary_features": names,
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        "cv_folds": args.cv,
+        "group_by": args.group_by,
+        "n_candidates": result.n_candidates,
+        "seconds": seconds,
+        "models": models,
+    }
+    out = args.out or args.table.with_suffix(".sisso.json")
+    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 def _data_info(args: argparse.Namespace) -> None:
