@@ -220,6 +220,26 @@ def _build_parser() -> argparse.ArgumentParser:
     sisso.add_argument("--out", type=Path, help="JSON report (default: <table>.sisso.json)")
     sisso.set_defaults(handler=_sisso)
 
+    featurize = commands.add_parser(
+        "featurize",
+        help="descriptor table (CSV) of structures: composition and Li-transport features",
+        description="Compute descriptors for every structure of the given files: 'composition' "
+        "(electronegativity, radii, mass, elemental moduli, ...), 'li-transport' (Voronoi Li "
+        "neighbour counts, bond ionicities, shortest distances, packing, straight-line path) "
+        "or 'all'. Numeric labels of each structure are kept as columns; structures that "
+        "fail are listed by id in <out>.failures.csv and skipped.",
+    )
+    featurize.add_argument("files", type=Path, nargs="+", help="structure files")
+    featurize.add_argument(
+        "--set",
+        dest="feature_set",
+        choices=["all", "composition", "li-transport"],
+        default="all",
+    )
+    featurize.add_argument("--out", type=Path, default=Path("features.csv"))
+    featurize.add_argument("--workers", type=int, default=2)
+    featurize.set_defaults(handler=_featurize)
+
     fit = commands.add_parser(
         "fit-table",
         help="random forest / XGBoost on a feature table, with honest cross-validation",
@@ -583,6 +603,29 @@ def _sisso(args: argparse.Namespace) -> None:
     out = args.out or args.table.with_suffix(".sisso.json")
     write_text_atomic(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def _featurize(args: argparse.Namespace) -> None:
+    from atomlens.descriptors.table_builder import feature_rows
+    from atomlens.explain.report import read_inputs
+    from atomlens.explain.tables import write_csv
+
+    structures = read_inputs(args.files)
+    rows, failures = feature_rows(
+        structures, args.feature_set, workers=args.workers, progress=sys.stderr.isatty()
+    )
+    if failures:
+        failed = args.out.with_suffix(".failures.csv")
+        write_csv(failed, ["id", "reason"], [list(f) for f in failures])
+        print(
+            f"{len(failures)} structure(s) skipped, listed in {failed}; e.g. {failures[0][0]}: "
+            f"{failures[0][1]}"
+        )
+    if not rows:
+        raise AtomlensError("no structure could be featurized")
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    write_csv(args.out, header, [[row.get(k, "") for k in header] for row in rows])
+    print(f"{len(rows)} structures x {len(header) - 2} columns; wrote {args.out}")
 
 
 def _fit_table(args: argparse.Namespace) -> None:
