@@ -57,7 +57,36 @@ class Level:
     """Features with the same number of operators: values (n, m) and their formulas."""
 
     values: np.ndarray
-    names: list[str]
+    names: Sequence[str]
+
+
+class LazyNames(Sequence[str]):
+    """Formulas of a streamed block, written only when asked for (most are never read)."""
+
+    def __init__(
+        self,
+        template: str,
+        left: Sequence[str],
+        right: Sequence[str] | None,
+        i: np.ndarray,
+        j: np.ndarray | None = None,
+    ):
+        self.template, self.left, self.right, self.i, self.j = template, left, right, i, j
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[m] for m in range(*k.indices(len(self)))]
+        if self.right is None:
+            return self.template.format(self.left[int(self.i[k])])
+        return self.template.format(self.left[int(self.i[k])], self.right[int(self.j[k])])
+
+    def subset(self, keep: np.ndarray) -> LazyNames:
+        """The names of the columns where ``keep`` is True."""
+        j = None if self.j is None else self.j[keep]
+        return LazyNames(self.template, self.left, self.right, self.i[keep], j)
 
 
 def _valid(block: np.ndarray) -> np.ndarray:
@@ -103,7 +132,7 @@ class FeatureSpace:
                 else np.empty((primary.shape[0], 0))
             )
             self.levels.append(
-                _deduplicate(Level(values, [n for b in blocks for n in b.names]), self.levels)
+                _deduplicate(Level(values, [n for b in blocks for n in b.names[:]]), self.levels)
             )
 
     def _level_blocks(self, level: int) -> Iterator[Level]:
@@ -114,8 +143,8 @@ class FeatureSpace:
             for start in range(0, below.values.shape[1], self.chunk_size):
                 with np.errstate(all="ignore"):
                     block = function(below.values[:, start : start + self.chunk_size])
-                names = below.names[start : start + self.chunk_size]
-                yield _filtered(block, [template.format(n) for n in names])
+                index = np.arange(start, min(start + self.chunk_size, below.values.shape[1]))
+                yield _filtered(block, LazyNames(template, below.names, None, index))
         for a in range(level):
             b = level - 1 - a
             if b < a:
@@ -147,11 +176,7 @@ class FeatureSpace:
                 continue
             with np.errstate(all="ignore"):
                 block = function(left.values[:, ii], right.values[:, jj])
-            names = [
-                template.format(left.names[p], right.names[q])
-                for p, q in zip(ii.tolist(), jj.tolist(), strict=True)
-            ]
-            yield _filtered(block, names)
+            yield _filtered(block, LazyNames(template, left.names, right.names, ii, jj))
 
     def blocks(self) -> Iterator[Level]:
         """All candidates, level by level; the top level streamed in chunks."""
@@ -164,9 +189,9 @@ class FeatureSpace:
         return sum(block.values.shape[1] for block in self.blocks())
 
 
-def _filtered(block: np.ndarray, names: list[str]) -> Level:
+def _filtered(block: np.ndarray, names: LazyNames) -> Level:
     keep = _valid(block)
-    return Level(block[:, keep], [n for n, k in zip(names, keep, strict=True) if k])
+    return Level(block[:, keep], names.subset(keep))
 
 
 def _deduplicate(level: Level, previous: Sequence[Level]) -> Level:
@@ -208,11 +233,24 @@ def screen(
         centred = block.values - block.values.mean(axis=0)
         scores = np.abs(r @ centred) / np.linalg.norm(centred, axis=0)
         scores = np.concatenate([best_scores, scores])
-        values = np.concatenate([best_values, block.values], axis=1)
-        names = best_names + block.names
-        top = np.argsort(-scores, kind="stable")[: 4 * k + len(taken)]
-        best_scores, best_values = scores[top], values[:, top]
-        best_names = [names[t] for t in top]
+        keep = 4 * k + len(taken)
+        if len(scores) > keep:
+            top = np.argpartition(-scores, keep - 1)[:keep]
+            top = top[np.argsort(-scores[top], kind="stable")]
+        else:
+            top = np.argsort(-scores, kind="stable")
+        n_best = len(best_names)
+        best_values = np.concatenate(
+            [best_values[:, top[top < n_best]], block.values[:, top[top >= n_best] - n_best]],
+            axis=1,
+        )
+        best_names = [best_names[t] for t in top[top < n_best]] + [
+            block.names[t - n_best] for t in top[top >= n_best]
+        ]
+        best_scores = np.concatenate([scores[top[top < n_best]], scores[top[top >= n_best]]])
+        order = np.argsort(-best_scores, kind="stable")
+        best_scores, best_values = best_scores[order], best_values[:, order]
+        best_names = [best_names[t] for t in order]
     keep = []
     for index, key in enumerate(_keys(best_values)):
         if key not in taken and len(keep) < k:
