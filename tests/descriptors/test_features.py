@@ -27,6 +27,10 @@ def test_composition_features_by_hand():
     assert f["mean_radius"] == pytest.approx((2 * 1.45 + 0.60) / 3)
     assert f["radius_ratio"] == pytest.approx((2 * 1.45 + 0.60) / 3 / 0.60)
     assert f["mean_mass"] == pytest.approx((2 * 6.941 + 15.9994) / 3)
+    assert f["cohesive_energy"] == pytest.approx((2 * 1.63 + 2.60) / 3)  # Kittel, eV/atom
+    assert f["sqrt_Ecoh_R2_over_m"] == pytest.approx(
+        np.sqrt(f["cohesive_energy"] * f["mean_radius"] ** 2 / f["mean_mass"])
+    )
     # pymatgen has no bulk modulus for O: the mean is Li's, over 2/3 of the atoms.
     assert f["bulk_modulus"] == pytest.approx(11.0) and f["bulk_modulus_coverage"] == pytest.approx(
         2 / 3
@@ -83,3 +87,19 @@ def test_featurize_command(tmp_path, capsys):
     assert len(table) == 1 and table["lnD"].iloc[0] == -9.5
     assert "li_neighbor_count" in table and "mean_X" in table
     assert "need Li" in (tmp_path / "features.failures.csv").read_text()
+
+
+def test_reference_check_row():
+    # The check values of the reference notes (Li 40 %, mean X 1.592 / 2.000 without Li,
+    # dX 0.408, mean radius 1.28 / 1.1667 without Li) hold for Li2MgZnN.
+    from atomlens.structures import make_structure
+
+    positions = [[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [0, 0, 2.5], [2.5, 2.5, 2.5]]
+    crystal = make_structure([3, 3, 12, 30, 7], positions, np.eye(3) * 5.0, True)
+    f = composition_features(crystal)
+    assert f["li_fraction"] == pytest.approx(0.4)
+    assert f["mean_X"] == pytest.approx(1.592)
+    assert f["mean_X_without_li"] == pytest.approx(2.000)
+    assert f["delta_X"] == pytest.approx(0.408)
+    assert f["mean_radius"] == pytest.approx(1.28)
+    assert f["mean_radius_without_li"] == pytest.approx(1.1667, abs=1e-4)

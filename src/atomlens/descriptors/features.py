@@ -1,9 +1,10 @@
 """Descriptors of Li-ion conductors: composition features and Li-transport structure features.
 
 Composition features use pymatgen's element data (Pauling electronegativity, atomic radius,
-mass, elemental bulk/shear/Young's moduli). Elemental moduli are missing for many elements
-(O, F, N, ...): such features average over the atoms whose element has data, and a
-``*_coverage`` column says which fraction of atoms that was.
+mass, elemental bulk and shear moduli) and matminer's elemental cohesive energies (Kittel).
+Elemental moduli are missing for many elements (O, F, N, ...): such features average over
+the atoms whose element has data, and a ``*_coverage`` column says which fraction of atoms
+that was.
 
 Structure features follow Sendek et al. (Energy Environ. Sci. 2017) on atomlens Voronoi
 graphs (the same solid-angle filters as the models): Li neighbour counts, bond ionicities
@@ -18,6 +19,7 @@ from functools import cache
 
 import numpy as np
 
+from atomlens.errors import DataError
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graph
@@ -30,8 +32,22 @@ PATH_GRID = 24  # sampling points per axis when searching the widest straight ch
 
 
 @cache
+def _cohesive_energies() -> dict[str, float]:
+    try:
+        from matminer.utils.data import CohesiveEnergyData
+    except ImportError:
+        raise DataError(
+            "composition features need matminer's element data: pip install 'atomlens[descriptors]'"
+        ) from None
+    return {str(k): float(v) for k, v in CohesiveEnergyData().cohesive_energy_data.items()}
+
+
+@cache
 def element_data(z: int) -> dict[str, float]:
-    """Pauling X, atomic radius (Å), mass (amu), bulk/shear/Young's modulus (GPa); NaN if absent."""
+    """Pauling X, atomic radius (Å), mass (amu), bulk/shear modulus (GPa), cohesive energy (eV).
+
+    Missing values are NaN.
+    """
     from pymatgen.core import Element
 
     element = Element.from_Z(z)
@@ -43,7 +59,7 @@ def element_data(z: int) -> dict[str, float]:
             "mass": element.atomic_mass,
             "B": element.bulk_modulus,
             "G": element.rigidity_modulus,
-            "E": element.youngs_modulus,
+            "Ecoh": _cohesive_energies().get(element.symbol),
         }
     return {k: float(v) if v is not None else float("nan") for k, v in values.items()}
 
@@ -76,14 +92,15 @@ def composition_features(structure: Structure) -> dict[str, float]:
         "radius_ratio": r_all / r_host if r_host else float("nan"),
         "mean_mass": mass,
     }
-    for key, name in (("B", "bulk_modulus"), ("G", "shear_modulus"), ("E", "youngs_modulus")):
+    for key, name in (("B", "bulk_modulus"), ("G", "shear_modulus"), ("Ecoh", "cohesive_energy")):
         value, coverage = _weighted(numbers, key)
         out[name] = value
         out[f"{name}_coverage"] = coverage
-    # Debye-like combinations: sqrt(M R^5 / m) for bulk/shear and sqrt(E R^2 / m) for Young's.
+    # Combinations with the units of energy x length^2 / mass under the root:
+    # sqrt(B R^5 / m), sqrt(G R^5 / m) and sqrt(E_coh R^2 / m).
     out["sqrt_B_R5_over_m"] = float(np.sqrt(out["bulk_modulus"] * r_all**5 / mass))
     out["sqrt_G_R5_over_m"] = float(np.sqrt(out["shear_modulus"] * r_all**5 / mass))
-    out["sqrt_E_R2_over_m"] = float(np.sqrt(out["youngs_modulus"] * r_all**2 / mass))
+    out["sqrt_Ecoh_R2_over_m"] = float(np.sqrt(out["cohesive_energy"] * r_all**2 / mass))
     return out
 
 
