@@ -77,6 +77,7 @@ def test_featurize_command(tmp_path, capsys):
 
     atoms = [ase.build.bulk("OLi2", "fluorite", a=A), ase.build.bulk("Si")]
     atoms[0].info["lnD"] = -9.5
+    atoms[0].info["temperature"] = 1000.0
     path = tmp_path / "in.extxyz"
     ase.io.write(path, atoms)
     out = tmp_path / "features.csv"
@@ -85,6 +86,7 @@ def test_featurize_command(tmp_path, capsys):
     assert "1 structure(s) skipped" in printed
     table = pd.read_csv(out)
     assert len(table) == 1 and table["lnD"].iloc[0] == -9.5
+    assert table["inv_kBT"].iloc[0] == pytest.approx(11.6045, rel=1e-4)  # 1/(kB 1000 K), 1/eV
     assert "li_neighbor_count" in table and "mean_X" in table
     assert "need Li" in (tmp_path / "features.failures.csv").read_text()
 

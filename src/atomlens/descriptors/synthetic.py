@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-KB_EV = 8.617333262e-5
+from atomlens.descriptors.features import KB_EV
+
 TEMPERATURES = (1000.0, 1500.0, 2000.0, 2500.0)
 
 

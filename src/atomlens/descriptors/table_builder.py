@@ -10,9 +10,10 @@ import multiprocessing
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+from pymatgen.core import Composition
 from tqdm.auto import tqdm
 
-from atomlens.descriptors.features import featurize
+from atomlens.descriptors.features import KB_EV, featurize
 from atomlens.errors import AtomlensError
 from atomlens.explain.attention import structure_name
 from atomlens.structures.record import Structure
@@ -63,9 +64,8 @@ def feature_rows(
             for k, v in structure.info.items()
             if isinstance(v, int | float | np.number) and not isinstance(v, bool)
         }
-        composition = structure.formula
-        from pymatgen.core import Composition
-
-        composition = Composition(composition).reduced_formula
+        if labels.get("temperature", 0) > 0:  # the Arrhenius variable, as in the paper
+            labels["inv_kBT"] = 1.0 / (KB_EV * labels["temperature"])
+        composition = Composition(structure.formula).reduced_formula
         rows.append({"id": name, "composition": composition} | labels | result)
     return rows, failures
