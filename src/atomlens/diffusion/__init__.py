@@ -1,0 +1,1 @@
+"""Diffusion from molecular dynamics: MSD, tracer diffusivity, Arrhenius fits, RDFs."""
