@@ -65,3 +65,30 @@ def rdf_r2(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> di
         total = float(((y - y.mean()) ** 2).sum())
         scores[key] = 1.0 - float(((y - f) ** 2).sum()) / total if total > 0 else float("nan")
     return scores
+
+
+def plot_rdfs(r: np.ndarray, rdfs: dict[str, np.ndarray], path):
+    """Partial and total g(r) in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from atomlens.files import atomic_path
+
+    figure, axis = plt.subplots(figsize=(5, 3.6))
+    for name, values in rdfs.items():
+        axis.plot(
+            r,
+            values,
+            linewidth=1.6 if name == "total" else 0.9,
+            label=name,
+            color="black" if name == "total" else None,
+        )
+    axis.set_xlabel("r (Å)")
+    axis.set_ylabel("g(r)")
+    axis.legend(fontsize=7)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
