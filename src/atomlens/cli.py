@@ -260,6 +260,32 @@ def _build_parser() -> argparse.ArgumentParser:
     arrhenius.add_argument("--out", type=Path, default=Path("arrhenius"))
     arrhenius.set_defaults(handler=_arrhenius)
 
+    amorphous = commands.add_parser(
+        "amorphous",
+        help="amorphous cells by melt-quench MD with CHGNet (offline); D and Ea optional",
+        description="Random packing of COMPOSITION at an estimated density, melt (NVT "
+        "Langevin), optional volume equilibration (Birch-Murnaghan P(V) at 0.8/1.0/1.2 V), "
+        "then anneal at each --anneal temperature. Segments are checkpointed: rerun the same "
+        "command to continue a killed run. With --diffusion Li, D at each anneal temperature "
+        "and an Arrhenius fit.",
+    )
+    amorphous.add_argument("composition", help="e.g. Li2Si2O5")
+    amorphous.add_argument("--atoms", type=int, default=100, help="approximate atom count")
+    amorphous.add_argument("--potential", default="chgnet", choices=["chgnet", "emt"])
+    amorphous.add_argument("--melt", type=float, default=5000.0, help="melt temperature (K)")
+    amorphous.add_argument("--melt-steps", type=int, default=2000)
+    amorphous.add_argument("--anneal", type=float, nargs="*", default=[], help="K")
+    amorphous.add_argument("--anneal-steps", type=int, default=2000)
+    amorphous.add_argument("--equilibrate-volume", action="store_true")
+    amorphous.add_argument("--volume-steps", type=int, default=300)
+    amorphous.add_argument("--timestep", type=float, default=2.0, help="fs")
+    amorphous.add_argument("--segment-steps", type=int, default=100)
+    amorphous.add_argument("--interval", type=int, default=10, help="steps between frames")
+    amorphous.add_argument("--diffusion", metavar="SPECIES", help="D of SPECIES per anneal")
+    amorphous.add_argument("--seed", type=int, default=0)
+    amorphous.add_argument("--out", type=Path, default=Path("amorphous"))
+    amorphous.set_defaults(handler=_amorphous)
+
     rdf = commands.add_parser(
         "rdf",
         help="partial and total radial distribution functions (and R^2 between two runs)",
@@ -722,6 +748,64 @@ def _arrhenius(args: argparse.Namespace) -> None:
         f"{summary['extrapolated_D_cm2_s']:.3g} cm2/s (x/÷ {factor:.2g})"
     )
     print(f"wrote {args.out / 'arrhenius.json'} and {args.out / 'arrhenius.png'}")
+
+
+def _amorphous(args: argparse.Namespace) -> None:
+    import time
+
+    from atomlens.diffusion.amorphous import AmorphousRun, make_calculator, melt_quench
+    from atomlens.files import write_text_atomic
+
+    start = time.perf_counter()
+    run = AmorphousRun(
+        args.out,
+        timestep_fs=args.timestep,
+        segment_steps=args.segment_steps,
+        interval=args.interval,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
+    )
+    outputs = melt_quench(
+        args.composition,
+        args.atoms,
+        run,
+        make_calculator(args.potential),
+        melt_temperature=args.melt,
+        melt_steps=args.melt_steps,
+        anneal_temperatures=tuple(args.anneal),
+        anneal_steps=args.anneal_steps,
+        equilibrate_volume=args.equilibrate_volume,
+        volume_steps=args.volume_steps,
+    )
+    summary: dict[str, Any] = {
+        "composition": args.composition,
+        "trajectories": {k: str(v) for k, v in outputs.items()},
+    }
+    for name, path in outputs.items():
+        print(f"{name}: {path}")
+    if args.diffusion and args.anneal:
+        from atomlens.diffusion.arrhenius import fit_arrhenius
+        from atomlens.diffusion.msd import diffusivity, read_trajectory
+
+        results = []
+        for temperature in args.anneal:
+            traj = read_trajectory(
+                outputs[f"anneal{int(temperature)}"], args.timestep * args.interval
+            )
+            result = diffusivity(traj, args.diffusion, temperature)
+            results.append(result)
+            print(
+                f"D({args.diffusion}, {temperature:g} K) = {result.diffusivity:.3g} ± "
+                f"{result.diffusivity_std:.2g} cm2/s"
+            )
+        summary["diffusion"] = [r.summary() for r in results]
+        if len(results) >= 2:
+            fit = fit_arrhenius([r.temperature for r in results], [r.diffusivity for r in results])
+            summary["arrhenius"] = fit.summary(300.0)
+            print(f"Ea = {fit.activation_energy:.3f} ± {fit.activation_energy_std:.3f} eV")
+    summary["seconds"] = time.perf_counter() - start
+    write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.out / 'summary.json'} ({summary['seconds']:.0f} s)")
 
 
 def _rdf(args: argparse.Namespace) -> None:

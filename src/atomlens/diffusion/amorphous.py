@@ -1,0 +1,318 @@
+"""Amorphous cells by melt-quench MD with a machine-learned potential (CHGNet by default).
+
+Workflow (after the MPMorph recipe of the paper, shortened): random packing in a cubic box
+at an estimated density, melt (NVT Langevin), optional volume equilibration by a
+Birch-Murnaghan fit of P(V) from runs at 0.8, 1.0 and 1.2 V, then anneal at each requested
+temperature. Every stage runs in segments; each finished segment is written atomically
+(extxyz with momenta), so a killed run continues from the last finished segment. Every
+segment is checked: finite energy and no two atoms closer than ``min_distance``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from atomlens.errors import DataError
+from atomlens.files import atomic_path, write_text_atomic
+
+GPA_PER_EV_A3 = 160.21766208
+KBAR_PER_GPA = 10.0
+
+
+def parse_composition(formula: str, n_atoms: int) -> list[str]:
+    """Element symbols of ``n_atoms`` (rounded to whole formula units) of ``formula``."""
+    from pymatgen.core import Composition
+
+    try:
+        composition = Composition(formula)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"cannot parse composition {formula!r}: {exc}") from None
+    from pymatgen.core import Element
+
+    unknown = [str(el) for el in composition if not isinstance(el, Element)]
+    if unknown:
+        raise DataError(f"cannot parse composition {formula!r}: unknown element(s) {unknown}")
+    per_unit = composition.num_atoms
+    if per_unit != int(per_unit):
+        raise DataError(f"composition {formula!r} has fractional amounts")
+    units = max(1, round(n_atoms / per_unit))
+    return [str(el) for el, amount in composition.items() for _ in range(int(amount) * units)]
+
+
+def estimate_volume(symbols: list[str], packing: float = 0.45) -> float:
+    """Box volume (Å^3) at which atomic-radius spheres fill ``packing`` of the space."""
+    from ase.data import atomic_numbers
+
+    from atomlens.descriptors.features import element_data
+
+    radii = np.array([element_data(atomic_numbers[s])["radius"] for s in symbols])
+    radii = np.nan_to_num(radii, nan=1.5)
+    return float(np.sum(4.0 / 3.0 * np.pi * radii**3) / packing)
+
+
+def random_pack(
+    symbols: list[str],
+    volume: float,
+    min_distance: float = 2.0,
+    seed: int = 0,
+    attempts: int = 2000,
+) -> Any:
+    """Atoms placed at random in a cubic periodic box, no pair closer than ``min_distance``.
+
+    The tolerance is lowered by 10 % whenever an atom cannot be placed (down to 1.2 Å).
+    """
+    import ase
+
+    rng = np.random.default_rng(seed)
+    side = volume ** (1 / 3)
+    placed = np.empty((0, 3))
+    tolerance = min_distance
+    for _ in symbols:
+        while True:
+            for _ in range(attempts):
+                trial = rng.uniform(0, side, 3)
+                delta = placed - trial
+                delta -= side * np.round(delta / side)
+                if placed.size == 0 or np.min(np.linalg.norm(delta, axis=1)) >= tolerance:
+                    break
+            else:
+                tolerance *= 0.9
+                if tolerance < 1.2:
+                    raise DataError(f"cannot pack {len(symbols)} atoms into {volume:.0f} Å^3")
+                continue
+            break
+        placed = np.vstack([placed, trial])
+    return ase.Atoms(symbols, positions=placed, cell=np.eye(3) * side, pbc=True)
+
+
+def check_structure(atoms: Any, min_distance: float, where: str) -> None:
+    """Raise a DataError naming ``where`` if atoms overlap or the energy is not finite."""
+    distances = atoms.get_all_distances(mic=True)
+    np.fill_diagonal(distances, np.inf)
+    shortest = float(distances.min())
+    if shortest < min_distance:
+        raise DataError(f"{where}: atoms {shortest:.2f} Å apart (< {min_distance} Å)")
+    energy = atoms.get_potential_energy()
+    if not np.isfinite(energy):
+        raise DataError(f"{where}: the potential energy is not finite")
+
+
+def pressure_gpa(atoms: Any) -> float:
+    """Pressure including the kinetic part, GPa."""
+    stress = atoms.get_stress(include_ideal_gas=True, voigt=True)
+    return float(-np.mean(stress[:3]) * GPA_PER_EV_A3)
+
+
+def birch_murnaghan_v0(volumes: np.ndarray, pressures: np.ndarray) -> float:
+    """Zero-pressure volume from a 3rd-order Birch-Murnaghan P(V) fit with B' = 4."""
+    from scipy.optimize import curve_fit
+
+    def p_of_v(v, v0, b0):
+        x = (v0 / v) ** (1 / 3)
+        return 1.5 * b0 * (x**7 - x**5)
+
+    guess = (float(np.median(volumes)), 50.0)
+    (v0, _), _ = curve_fit(p_of_v, volumes, pressures, p0=guess, maxfev=20000)
+    return float(v0)
+
+
+@dataclass
+class Stage:
+    """One MD stage: name, temperature (K), steps, and optional cell scale."""
+
+    name: str
+    temperature: float
+    steps: int
+
+
+@dataclass
+class AmorphousRun:
+    """Settings of a melt-quench run."""
+
+    out_dir: Path
+    timestep_fs: float = 2.0
+    segment_steps: int = 100
+    interval: int = 10
+    friction_per_fs: float = 0.01
+    min_distance: float = 0.7
+    seed: int = 0
+    progress: bool = True
+    files: list[Path] = field(default_factory=list)
+
+    def segment_file(self, stage: str, k: int) -> Path:
+        """The file of segment ``k`` of a stage."""
+        return self.out_dir / f"{stage}_segment{k:04d}.extxyz"
+
+    def run_stage(self, atoms: Any, stage: Stage, calculator: Any) -> Any:
+        """Run (or resume) one stage; returns the atoms at its end."""
+        import ase.io
+        from ase import units
+        from ase.md.langevin import Langevin
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+        n_segments = max(1, -(-stage.steps // self.segment_steps))
+        done = [k for k in range(n_segments) if self.segment_file(stage.name, k).is_file()]
+        start = len(done)
+        if start and done != list(range(start)):
+            raise DataError(f"{self.out_dir}: segments of '{stage.name}' are not contiguous")
+        if start:
+            atoms = ase.io.read(self.segment_file(stage.name, start - 1), index=-1)
+        else:
+            MaxwellBoltzmannDistribution(
+                atoms, temperature_K=stage.temperature, rng=np.random.default_rng(self.seed)
+            )
+        atoms.calc = calculator
+        bar = tqdm(
+            total=n_segments,
+            initial=start,
+            desc=f"{stage.name} {stage.temperature:g} K",
+            disable=not self.progress,
+        )
+        for k in range(start, n_segments):
+            dyn = Langevin(
+                atoms,
+                self.timestep_fs * units.fs,
+                temperature_K=stage.temperature,
+                friction=self.friction_per_fs / units.fs,
+                rng=np.random.default_rng([self.seed, k, zlib.crc32(stage.name.encode())]),
+                fixcm=False,
+            )
+            frames: list[Any] = []
+
+            def keep(atoms=atoms, frames=frames, dyn=dyn) -> None:
+                if dyn.nsteps == 0:  # the segment's start is the previous segment's end
+                    return
+                snapshot = atoms.copy()
+                snapshot.info = {
+                    "stage": stage.name,
+                    "temperature_K": stage.temperature,
+                    "epot_eV": float(atoms.get_potential_energy()),
+                }
+                frames.append(snapshot)
+
+            dyn.attach(keep, interval=self.interval)
+            steps = min(self.segment_steps, stage.steps - k * self.segment_steps)
+            dyn.run(steps)
+            check_structure(atoms, self.min_distance, f"{stage.name} segment {k}")
+            last = atoms.copy()
+            last.info = {"stage": stage.name, "temperature_K": stage.temperature, "final": True}
+            frames.append(last)
+            with atomic_path(self.segment_file(stage.name, k)) as tmp:
+                ase.io.write(tmp, frames, format="extxyz")
+            bar.update()
+        bar.close()
+        return atoms
+
+    def trajectory(self, stage: str) -> Path:
+        """Join a stage's segments (without the repeated end frames) into one extxyz."""
+        import ase.io
+
+        frames = []
+        for path in sorted(self.out_dir.glob(f"{stage}_segment*.extxyz")):
+            frames.extend(a for a in ase.io.read(path, index=":") if not a.info.get("final"))
+        target = self.out_dir / f"{stage}.extxyz"
+        with atomic_path(target) as tmp:
+            ase.io.write(tmp, frames, format="extxyz")
+        return target
+
+
+def make_calculator(potential: str) -> Any:
+    """An ASE calculator by name: ``chgnet`` (weights ship with the wheel) or ``emt``."""
+    if potential == "chgnet":
+        try:
+            from chgnet.model import CHGNet
+            from chgnet.model.dynamics import CHGNetCalculator
+        except ImportError:
+            raise DataError("the chgnet potential needs: pip install 'atomlens[md]'") from None
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = CHGNet.load(use_device="cpu", verbose=False)
+        return CHGNetCalculator(model, use_device="cpu")
+    if potential == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    raise DataError(f"unknown potential {potential!r}; use chgnet or emt (or pass a calculator)")
+
+
+def melt_quench(
+    formula: str,
+    n_atoms: int,
+    run: AmorphousRun,
+    calculator: Any,
+    *,
+    melt_temperature: float = 5000.0,
+    melt_steps: int = 1000,
+    anneal_temperatures: tuple[float, ...] = (),
+    anneal_steps: int = 1000,
+    equilibrate_volume: bool = False,
+    volume_steps: int = 200,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Melt a random packing of ``formula`` and anneal it; returns trajectory files by stage."""
+    import ase.io
+
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    start_file = run.out_dir / "packed.extxyz"
+    if start_file.is_file():
+        atoms = ase.io.read(start_file)
+    else:
+        symbols = parse_composition(formula, n_atoms)
+        atoms = random_pack(symbols, estimate_volume(symbols), seed=run.seed)
+        with atomic_path(start_file) as tmp:
+            ase.io.write(tmp, atoms)
+    outputs: dict[str, Path] = {}
+    atoms = run.run_stage(atoms, Stage("melt", melt_temperature, melt_steps), calculator)
+    outputs["melt"] = run.trajectory("melt")
+    if equilibrate_volume:
+        volumes, pressures = [], []
+        base = atoms.copy()
+        for scale in (0.8, 1.0, 1.2):
+            trial = base.copy()
+            trial.set_cell(base.cell * scale ** (1 / 3), scale_atoms=True)
+            name = f"volume{scale:.1f}"
+            trial = run.run_stage(trial, Stage(name, melt_temperature, volume_steps), calculator)
+            frames = ase.io.read(run.trajectory(name), index=":")
+            pressure = np.mean([_frame_pressure(a, calculator) for a in frames[len(frames) // 2 :]])
+            volumes.append(trial.get_volume())
+            pressures.append(pressure)
+        v0 = birch_murnaghan_v0(np.array(volumes), np.array(pressures))
+        atoms = base.copy()
+        atoms.set_cell(base.cell * (v0 / base.get_volume()) ** (1 / 3), scale_atoms=True)
+        atoms = run.run_stage(
+            atoms, Stage("volume_check", melt_temperature, volume_steps), calculator
+        )
+        frames = ase.io.read(run.trajectory("volume_check"), index=":")
+        check = float(np.mean([_frame_pressure(a, calculator) for a in frames[len(frames) // 2 :]]))
+        report = {
+            "volumes_A3": volumes,
+            "pressures_GPa": pressures,
+            "v0_A3": v0,
+            "pressure_at_v0_GPa": check,
+            "converged_5kbar": abs(check) < 0.5,
+        }
+        write_text_atomic(run.out_dir / "volume.json", json.dumps(report, indent=2) + "\n")
+    for temperature in anneal_temperatures:
+        name = f"anneal{int(temperature)}"
+        final = run.run_stage(atoms.copy(), Stage(name, temperature, anneal_steps), calculator)
+        outputs[name] = run.trajectory(name)
+        with atomic_path(run.out_dir / f"{name}_final.extxyz") as tmp:
+            ase.io.write(tmp, final)
+        if on_stage:
+            on_stage(name)
+    return outputs
+
+
+def _frame_pressure(atoms: Any, calculator: Any) -> float:
+    atoms.calc = calculator
+    return pressure_gpa(atoms)
