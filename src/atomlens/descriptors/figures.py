@@ -6,25 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from atomlens.files import atomic_path
+from atomlens.plotting import pyplot, save_figure
 
 TOP_FEATURES = 20
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_parity(
     y: np.ndarray, predicted: np.ndarray, spread: np.ndarray, title: str, path: Path
 ) -> Path:
     """Out-of-fold predictions against the target, with one-sigma bars."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
     axis.errorbar(y, predicted, yerr=spread, fmt="o", markersize=3, alpha=0.6, elinewidth=0.6)
     low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
@@ -32,17 +23,14 @@ def plot_parity(
     axis.set_xlabel("target")
     axis.set_ylabel("predicted (held out)")
     axis.set_title(title, fontsize=9)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_importances(
     names: list[str], impurity: np.ndarray, permutation: np.ndarray, path: Path
 ) -> Path:
     """The most important features by impurity and by permutation, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     order = np.argsort(-permutation)[:TOP_FEATURES][::-1]
     figure, axes = plt.subplots(1, 2, figsize=(9, 0.3 * len(order) + 1.5), sharey=True)
     axes[0].barh(np.arange(len(order)), permutation[order], color="tab:blue")
@@ -50,7 +38,4 @@ def plot_importances(
     axes[1].barh(np.arange(len(order)), impurity[order], color="tab:orange")
     axes[1].set_title("impurity", fontsize=9)
     axes[0].set_yticks(np.arange(len(order)), [names[k] for k in order], fontsize=8)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

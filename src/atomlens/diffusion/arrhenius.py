@@ -93,13 +93,9 @@ def fit_arrhenius(
 
 def plot_arrhenius(fit: ArrheniusFit, path: Path, extrapolate_to: float | None = None) -> Path:
     """Ln D against 1000/T with the fitted line (and the extrapolation, if asked)."""
-    import matplotlib
+    from atomlens.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from atomlens.files import atomic_path
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.8, 3.6))
     axis.semilogy(1000 / fit.temperatures, fit.diffusivities, "o", label="MD")
     t_low = min(fit.temperatures.min(), extrapolate_to or np.inf)
@@ -113,7 +109,4 @@ def plot_arrhenius(fit: ArrheniusFit, path: Path, extrapolate_to: float | None =
     axis.set_xlabel("1000 / T (1/K)")
     axis.set_ylabel("D (cm²/s)")
     axis.legend(fontsize=8)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -286,13 +286,9 @@ def diffusivity(
 
 def plot_msd(result: DiffusionResult, path: Path) -> Path:
     """MSD(t) per axis and total, with the fitted line over the window."""
-    import matplotlib
+    from atomlens.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from atomlens.files import atomic_path
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.6))
     for k, label in enumerate("xyz"):
         axis.plot(result.time_ps, result.msd_axes[:, k], linewidth=0.8, label=f"MSD {label}")
@@ -311,7 +307,4 @@ def plot_msd(result: DiffusionResult, path: Path) -> Path:
         fontsize=9,
     )
     axis.legend(fontsize=7)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -69,13 +69,9 @@ def rdf_r2(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> di
 
 def plot_rdfs(r: np.ndarray, rdfs: dict[str, np.ndarray], path):
     """Partial and total g(r) in one figure."""
-    import matplotlib
+    from atomlens.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from atomlens.files import atomic_path
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.6))
     for name, values in rdfs.items():
         axis.plot(
@@ -88,7 +84,4 @@ def plot_rdfs(r: np.ndarray, rdfs: dict[str, np.ndarray], path):
     axis.set_xlabel("r (Å)")
     axis.set_ylabel("g(r)")
     axis.legend(fontsize=7)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -12,30 +12,14 @@ from ase.data.colors import jmol_colors
 
 from atomlens.explain.attention import Explanation
 from atomlens.explain.faithfulness import ORDERS, FaithfulnessReport
-from atomlens.files import atomic_path
+from atomlens.plotting import pyplot, save_figure
 
 MAX_ENVIRONMENTS = 24
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    _pyplot().close(figure)
-    return path
-
-
 def plot_structure(item: Explanation, path: Path) -> Path:
     """Bars of each atom's attention, coloured by element, with the uniform level dashed."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(item.structure)
     figure, axis = plt.subplots(figsize=(max(4.0, min(0.28 * n + 2, 16)), 3.2))
     colours = [jmol_colors[z] for z in item.structure.numbers]
@@ -53,7 +37,7 @@ def plot_structure(item: Explanation, path: Path) -> Path:
         for s in dict.fromkeys(item.symbols)
     ]
     axis.legend(handles=[*handles, axis.get_lines()[0]], fontsize=8, ncols=2)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def relative_attention(item: Explanation) -> np.ndarray:
@@ -62,7 +46,7 @@ def relative_attention(item: Explanation) -> np.ndarray:
 
 
 def _boxplot(groups: dict[str, list[float]], path: Path, xlabel: str, title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(groups)
     figure, axis = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 2), 3.6))
     axis.boxplot([groups[k] for k in labels], showfliers=False)
@@ -72,7 +56,7 @@ def _boxplot(groups: dict[str, list[float]], path: Path, xlabel: str, title: str
     axis.set_ylabel("attention × N (1 = uniform)")
     axis.set_xlabel(xlabel)
     axis.set_title(title, fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_by_element(explanations: Sequence[Explanation], path: Path) -> Path:
@@ -106,7 +90,7 @@ def plot_by_environment(explanations: Sequence[Explanation], path: Path) -> Path
 
 def plot_faithfulness(report: FaithfulnessReport, path: Path) -> Path:
     """Mean deletion and insertion curves for the three orders."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     styles = {"attention": "-o", "random": "--", "least": ":s"}
     for axis, name, curves in (
@@ -128,4 +112,4 @@ def plot_faithfulness(report: FaithfulnessReport, path: Path) -> Path:
     figure.suptitle(
         f"faithfulness, {report.mode} mask, {len(report.names)} structures", fontsize=10
     )
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -50,10 +50,9 @@ def evaluate_run(
 
 
 def _parity_plot(path: Path, target: np.ndarray, predicted: np.ndarray, metrics: dict) -> None:
-    import matplotlib
+    from atomlens.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     unit = f" ({metrics['unit']})" if metrics["unit"] else ""
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
@@ -67,5 +66,4 @@ def _parity_plot(path: Path, target: np.ndarray, predicted: np.ndarray, metrics:
         f"{metrics['split']}: MAE {metrics['mae']:.3g}, R$^2$ {metrics['r2']:.3f}", fontsize=10
     )
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
