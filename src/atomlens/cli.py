@@ -25,6 +25,11 @@ examples:
   atomlens explain runs/demo molecules.xyz --out explanations --faithfulness
   atomlens explain runs/demo --split test --n 200 --local
   atomlens validate-attention runs/demo --reference homo --n 100
+  atomlens featurize li_crystals.extxyz --out features.csv
+  atomlens fit-table features.csv --target lnD --model xgboost
+  atomlens sisso features.csv --target lnD --dim 3 --ops ""
+  atomlens amorphous Li2Si2O5 --atoms 100 --anneal 1500 2000 2500 --diffusion Li
+  atomlens diffusion md.extxyz --species Li --temperature 1500 --timestep 10
 """
 
 
