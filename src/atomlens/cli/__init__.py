@@ -1,0 +1,69 @@
+"""The ``atomlens`` command line. Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from atomlens.errors import AtomlensError
+
+EXAMPLES = """\
+examples:
+  atomlens data info qm9 --limit 1000
+  atomlens data info crystals.extxyz
+  atomlens graphs build qm9 --limit 2000 --targets homo lumo
+  atomlens graphs build crystals.extxyz --targets formation_energy_per_atom
+  atomlens graphs build crystals.extxyz --kind cutoff --param cutoff=5.0
+  atomlens graphs show molecule.xyz
+  atomlens graphs info .cache/atomlens/qm9_first2000-<key>
+  atomlens explain runs/demo molecules.xyz --out explanations --faithfulness
+  atomlens explain runs/demo --split test --n 200 --local
+  atomlens validate-attention runs/demo --reference homo --n 100
+  atomlens featurize li_crystals.extxyz --out features.csv
+  atomlens fit-table features.csv --target lnD --model xgboost
+  atomlens sisso features.csv --target lnD --dim 3 --ops ""
+  atomlens amorphous Li2Si2O5 --atoms 100 --anneal 1500 2000 2500 --diffusion Li
+  atomlens diffusion md.extxyz --species Li --temperature 1500 --timestep 10
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        args.handler(args)
+    except (AtomlensError, FileNotFoundError) as exc:
+        print(f"atomlens: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    except KeyboardInterrupt:
+        print("atomlens: interrupted (finished work is kept; run again to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atomlens",
+        description="Learn material properties from atomic structure and see which atoms matter.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from atomlens import __version__
+
+    parser.add_argument("--version", action="version", version=f"atomlens {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    from atomlens.cli import core, descriptors, diffusion, explain
+
+    for module in (core, explain, descriptors, diffusion):
+        module.register(commands)
+    return parser

@@ -1,0 +1,403 @@
+"""Commands for data, graphs, training, evaluation and prediction."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from atomlens.cli.explain import _print_faithfulness
+
+
+def register(commands: Any) -> None:
+    """Add this module's commands to the ``atomlens`` parser."""
+    data = commands.add_parser("data", help="inspect data sources").add_subparsers(
+        title="data commands", metavar="ACTION"
+    )
+    info = data.add_parser(
+        "info",
+        help="count structures, elements and label statistics of a source",
+        description="Summarise a data source: qm9, matbench:<task>, or any file ASE reads.",
+    )
+    _add_source_arguments(info)
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(handler=_data_info)
+
+    train = commands.add_parser(
+        "train",
+        help="train a SCANN model from a YAML config",
+        description="Train SCANN/SCANN+ as configured (see configs/). Rerunning the same "
+        "config resumes an interrupted run from its last checkpoint. Several processes: "
+        "torchrun --nproc_per_node 2 -m atomlens.cli train CONFIG.",
+    )
+    train.add_argument("config", type=Path, help="YAML config (see configs/*.yaml)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. training.epochs=5 or data.limit=2000; repeatable",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run with a different config in the same run_dir",
+    )
+    train.set_defaults(handler=_train)
+
+    demo = commands.add_parser(
+        "demo",
+        help="train a small model on QM9 HOMO, evaluate it, explain one molecule",
+        description="Train a small SCANN+ on 5,000 QM9 molecules (a few minutes on 2 "
+        "cores), print its test MAE and the most attended atoms of an example molecule.",
+    )
+    demo.add_argument(
+        "--run-dir", type=Path, default=None, help="where to put the run (default: runs/demo)"
+    )
+    demo.set_defaults(handler=_demo)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="MAE/RMSE/R^2 of a trained run on its saved split, with a parity plot",
+        description="Evaluate a run on its saved test (or val/train) split; writes "
+        "evaluation_<split>.json and parity_<split>.png into the run directory.",
+    )
+    evaluate.add_argument("run", type=Path, help="run directory")
+    evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
+    evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict for new structures; write extxyz and CSV with per-atom attention",
+        description="Predict the run's target for every structure of the given files (any "
+        "format ASE reads). Writes <name>.atomlens.extxyz (info key atomlens_<target>, "
+        "per-atom array atomlens_attention), predictions.csv and attention.csv.",
+    )
+    predict.add_argument("run", type=Path, help="run directory")
+    predict.add_argument("files", type=Path, nargs="+", help="structure files")
+    predict.add_argument(
+        "--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)"
+    )
+    predict.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    predict.set_defaults(handler=_predict)
+
+    graphs = commands.add_parser("graphs", help="build and inspect graph caches").add_subparsers(
+        title="graphs commands", metavar="ACTION"
+    )
+    build = graphs.add_parser(
+        "build",
+        help="compute neighbour graphs once and cache them on disk",
+        description=(
+            "Compute Voronoi (SCANN, default) or cutoff graphs for every structure of a "
+            "source, in parallel, into a cache entry. Interrupted builds resume."
+        ),
+    )
+    _add_source_arguments(build)
+    _add_graph_arguments(build)
+    build.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache folder (default: $ATOMLENS_CACHE or .cache/atomlens)",
+    )
+    build.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    build.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1000,
+        help="structures per resumable chunk (default: 1000)",
+    )
+    build.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip invalid structures and NaN labels (listed in the manifest)",
+    )
+    build.set_defaults(handler=_graphs_build)
+
+    show = graphs.add_parser(
+        "show",
+        help="print the neighbours of every atom of one structure",
+        description="Compute the graph of one frame of a structure file and list each "
+        "atom's neighbours with distance, solid angle and normalised solid angle.",
+    )
+    show.add_argument("file", type=Path, help="structure file (any format ASE reads)")
+    show.add_argument("--frame", type=int, default=0, help="frame index (default: 0)")
+    _add_graph_arguments(show)
+    show.set_defaults(handler=_graphs_show)
+
+    ginfo = graphs.add_parser(
+        "info",
+        help="summarise a cache entry",
+        description="Print the manifest summary of a graph cache entry.",
+    )
+    ginfo.add_argument("path", type=Path, help="cache entry folder (printed by 'graphs build')")
+    ginfo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ginfo.set_defaults(handler=_graphs_info)
+
+
+def _add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind",
+        choices=["voronoi", "cutoff"],
+        default="voronoi",
+        help="graph kind (default: voronoi)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="graph parameter, e.g. min_solid_angle=0.4, min_solid_angle_ratio=0.2, "
+        "max_distance=6.0 (voronoi) or cutoff=5.0 (cutoff); repeatable",
+    )
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source", help="qm9, matbench:<task>, or a structure file (extxyz, db, ...)"
+    )
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="labels to keep (default: all numeric labels)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N structures")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from atomlens.config import load_config
+    from atomlens.training.trainer import train
+
+    train(load_config(args.config, args.overrides), overwrite=args.overwrite)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from importlib.resources import files
+
+    import ase.build
+    import yaml
+    from ase.data import chemical_symbols
+
+    from atomlens.config import apply_overrides, validate_config
+    from atomlens.explain.report import write_report
+    from atomlens.inference import load_model
+    from atomlens.training.evaluate import evaluate_run
+    from atomlens.training.trainer import train
+
+    raw = yaml.safe_load(files("atomlens").joinpath("data/demo.yaml").read_text())
+    if args.run_dir is not None:
+        apply_overrides(raw, [f"run_dir={args.run_dir}"])
+    config = validate_config(raw, "demo.yaml")
+    run = train(config)
+    metrics = evaluate_run(run)
+    print(
+        f"\ntest MAE of HOMO on {metrics['n']} held-out QM9 molecules: "
+        f"{1000 * metrics['mae']:.0f} meV (RMSE {1000 * metrics['rmse']:.0f} meV, "
+        f"R2 {metrics['r2']:.3f}); parity plot: {run / 'parity_test.png'}"
+    )
+    predictor = load_model(run)
+    molecule = ase.build.molecule("CH3CH2OH")
+    (result,) = predictor.predict(molecule)
+    print(f"ethanol: predicted HOMO {result.value:.2f} eV; most attended atoms:")
+    for index, z, score in result.top_atoms(3):
+        print(f"  atom {index:>2} {chemical_symbols[z]:<2} attention {score:.3f}")
+    structures, _ = predictor.split_structures("test", n=50, seed=0)
+    out = run / "explanations"
+    write_report(
+        predictor,
+        structures,
+        out,
+        structure_figures=10,
+        faithfulness_mode="atom",
+        progress=sys.stderr.isatty(),
+    )
+    print(f"\nattention of 50 test molecules: open {out / 'index.html'} (works offline)")
+    _print_faithfulness(json.loads((out / "faithfulness.json").read_text()))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from atomlens.training.evaluate import evaluate_run
+
+    m = evaluate_run(args.run, args.split, args.checkpoint)
+    unit = f" {m['unit']}" if m["unit"] else ""
+    print(
+        f"{m['target']} on the {m['split']} split ({m['n']} structures, {m['checkpoint']} "
+        f"checkpoint): MAE {m['mae']:.4g}{unit}  RMSE {m['rmse']:.4g}{unit}  R2 {m['r2']:.4f}"
+    )
+    print(
+        f"wrote {args.run / f'evaluation_{args.split}.json'} and "
+        f"{args.run / f'parity_{args.split}.png'}"
+    )
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from atomlens.inference import load_model
+    from atomlens.predict_files import predict_files
+
+    predictor = load_model(args.run, args.checkpoint)
+    for path in predict_files(predictor, args.files, args.out):
+        print(f"wrote {path}")
+
+
+def _data_info(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from atomlens.datasets.sources import load_source
+
+    source = load_source(args.source, targets=args.targets, limit=args.limit)
+    sizes = np.array([len(s) for s in source.structures])
+    periodic = sum(s.is_periodic for s in source.structures)
+    numbers = np.concatenate([s.numbers for s in source.structures])
+    from ase.data import chemical_symbols
+
+    elements = {
+        chemical_symbols[z]: int(c)
+        for z, c in zip(*np.unique(numbers, return_counts=True), strict=True)
+    }
+    labels: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(source.target_names):
+        column = source.targets[:, k]
+        finite = column[np.isfinite(column)]
+        labels[name] = {
+            "unit": source.units.get(name, ""),
+            "count": int(finite.size),
+            "missing": int(column.size - finite.size),
+            "mean": float(finite.mean()) if finite.size else None,
+            "std": float(finite.std()) if finite.size else None,
+            "min": float(finite.min()) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+        }
+    summary = {
+        "source": args.source,
+        "structures": len(source),
+        "periodic": int(periodic),
+        "atoms_per_structure": {
+            "mean": float(sizes.mean()),
+            "min": int(sizes.min()),
+            "max": int(sizes.max()),
+        },
+        "elements": elements,
+        "labels": labels,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"source      {args.source}")
+    print(f"structures  {len(source)} ({periodic} periodic, {len(source) - periodic} molecules)")
+    print(f"atoms       mean {sizes.mean():.1f}, min {sizes.min()}, max {sizes.max()}")
+    print(f"elements    {len(elements)}: " + " ".join(f"{e}:{c}" for e, c in elements.items()))
+    print(f"{'label':<28}{'unit':<14}{'count':>8}{'missing':>9}{'mean':>12}{'std':>12}")
+    for name, st in labels.items():
+        mean = f"{st['mean']:.4g}" if st["mean"] is not None else "-"
+        std = f"{st['std']:.4g}" if st["std"] is not None else "-"
+        print(f"{name:<28}{st['unit']:<14}{st['count']:>8}{st['missing']:>9}{mean:>12}{std:>12}")
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    from atomlens.errors import DataError
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise DataError(f"--param expects NAME=VALUE, got '{pair}'")
+        lowered = value.strip().lower()
+        if lowered in {"true", "false"}:
+            params[name] = lowered == "true"
+        elif lowered in {"none", "null"}:
+            params[name] = None
+        else:
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise DataError(f"--param {name}: '{value}' is not a number") from None
+    return params
+
+
+def _graphs_build(args: argparse.Namespace) -> None:
+    from atomlens.datasets.cache import DEFAULT_CACHE_DIR, build_graph_cache, make_params
+    from atomlens.datasets.dataset import GraphDataset
+    from atomlens.datasets.sources import load_source
+
+    params = make_params(args.kind, **_parse_params(args.param))
+    source = load_source(args.source, targets=args.targets, limit=args.limit)
+    path = build_graph_cache(
+        source,
+        args.kind,
+        params,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        skip_invalid=args.skip_invalid,
+    )
+    print(f"cache entry: {path}")
+    _print_summary(GraphDataset(path))
+
+
+def _graphs_show(args: argparse.Namespace) -> None:
+    from ase.data import chemical_symbols
+
+    from atomlens.datasets.cache import make_params
+    from atomlens.errors import DataError
+    from atomlens.graphs import cutoff_graph, voronoi_graph
+    from atomlens.structures import read_structures
+
+    params = make_params(args.kind, **_parse_params(args.param))
+    if args.frame < 0:
+        raise DataError(f"--frame must be >= 0, got {args.frame}")
+    frames = read_structures(args.file, index=f"{args.frame}:{args.frame + 1}")
+    structure = next(iter(frames))
+    build = voronoi_graph if args.kind == "voronoi" else cutoff_graph
+    graph = build(structure, params)
+    kind = "crystal" if structure.is_periodic else "molecule"
+    print(f"{structure.formula} ({kind}, {len(structure)} atoms, {graph.num_edges} edges)")
+    print(
+        f"{'atom':>5} {'el':<3}{'nbr':>5} {'el':<3}{'dist/A':>8}{'Omega/sr':>10}{'ratio':>7}  image"
+    )
+    for k in range(graph.num_edges):
+        i, j = int(graph.centers[k]), int(graph.neighbors[k])
+        first = k == 0 or graph.centers[k - 1] != i
+        head = f"{i:>5} {chemical_symbols[graph.numbers[i]]:<3}" if first else " " * 9
+        image = "" if not graph.shifts[k].any() else str(graph.shifts[k].tolist())
+        print(
+            f"{head}{j:>5} {chemical_symbols[graph.numbers[j]]:<3}{graph.distance[k]:>8.3f}"
+            f"{graph.solid_angle[k]:>10.4f}{graph.solid_angle_ratio[k]:>7.3f}  {image}"
+        )
+
+
+def _graphs_info(args: argparse.Namespace) -> None:
+    from atomlens.datasets.dataset import GraphDataset
+
+    dataset = GraphDataset(args.path)
+    if args.json:
+        print(json.dumps({"manifest": dataset.manifest, "summary": dataset.summary()}, indent=2))
+        return
+    _print_summary(dataset)
+
+
+def _print_summary(dataset: Any) -> None:
+    from ase.data import chemical_symbols
+
+    s = dataset.summary()
+    m = dataset.manifest
+    print(
+        f"source      {m['source']['name']} ({m['source']['n_records']} records, "
+        f"{s['skipped']} skipped)"
+    )
+    print(f"graph       {s['kind']} {json.dumps(m['graph']['params'])}")
+    print(
+        f"graphs      {s['graphs']}, atoms {s['atoms']} ({s['atoms_per_graph']:.1f}/graph), "
+        f"edges {s['edges']}"
+    )
+    print(f"degree      mean {s['mean_degree']:.2f} neighbours per atom")
+    print("elements    " + " ".join(f"{chemical_symbols[z]}:{c}" for z, c in s["elements"].items()))
+    print(f"targets     {', '.join(f'{t} [{u}]' if u else t for t, u in m['units'].items())}")
+    print(f"built in    {m['build_seconds']:.1f} s")
+    for item in m["skipped"][:5]:
+        print(f"skipped     record {item['record']} ({item['id']}): {item['reason']}")

@@ -1,0 +1,244 @@
+"""Commands for diffusion: diffusion, arrhenius, amorphous, rdf."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from atomlens.errors import AtomlensError
+
+
+def register(commands: Any) -> None:
+    """Add this module's commands to the ``atomlens`` parser."""
+    diffusion = commands.add_parser(
+        "diffusion",
+        help="tracer diffusivity from an MD trajectory (MSD by FFT, drift removed)",
+        description="Unwrap a constant-cell trajectory (any format ASE reads), remove the "
+        "framework's drift, compute the MSD of one species over all time origins and fit D "
+        "in the diffusive regime (automatic window or --fit-range). Prints D with its "
+        "block-averaged error, per-axis D and the Nernst-Einstein conductivity; writes "
+        "diffusion.json and msd.png.",
+    )
+    diffusion.add_argument("trajectory", type=Path)
+    diffusion.add_argument("--species", default="Li")
+    diffusion.add_argument("--temperature", type=float, required=True, help="K")
+    diffusion.add_argument("--timestep", type=float, required=True, help="fs between frames")
+    diffusion.add_argument("--step", type=int, default=1, help="use every step-th frame")
+    diffusion.add_argument(
+        "--fit-range",
+        type=float,
+        nargs=2,
+        metavar=("START", "END"),
+        help="fit window in ps (default: automatic)",
+    )
+    diffusion.add_argument("--skip", type=float, default=0.0, help="ps ignored by the auto window")
+    diffusion.add_argument("--blocks", type=int, default=5, help="blocks for the error")
+    diffusion.add_argument("--charge", type=float, default=1.0, help="ion charge in e")
+    diffusion.add_argument("--keep-drift", action="store_true", help="do not remove drift")
+    diffusion.add_argument("--out", type=Path, default=Path("diffusion"))
+    diffusion.set_defaults(handler=_diffusion)
+
+    arrhenius = commands.add_parser(
+        "arrhenius",
+        help="activation energy from diffusivities at several temperatures",
+        description="Fit ln D = ln D0 - Ea/(kB T) over diffusion.json files written by "
+        "`atomlens diffusion` (weighted by their errors); print Ea, D0 and D extrapolated "
+        "to --at; write arrhenius.json and arrhenius.png.",
+    )
+    arrhenius.add_argument("results", type=Path, nargs="+", help="diffusion.json files")
+    arrhenius.add_argument("--at", type=float, default=300.0, help="extrapolate to T (K)")
+    arrhenius.add_argument("--out", type=Path, default=Path("arrhenius"))
+    arrhenius.set_defaults(handler=_arrhenius)
+
+    amorphous = commands.add_parser(
+        "amorphous",
+        help="amorphous cells by melt-quench MD with CHGNet (offline); D and Ea optional",
+        description="Random packing of COMPOSITION at an estimated density, melt (NVT "
+        "Langevin), optional volume equilibration (Birch-Murnaghan P(V) at 0.8/1.0/1.2 V), "
+        "then anneal at each --anneal temperature. Segments are checkpointed: rerun the same "
+        "command to continue a killed run. With --diffusion Li, D at each anneal temperature "
+        "and an Arrhenius fit.",
+    )
+    amorphous.add_argument("composition", help="e.g. Li2Si2O5")
+    amorphous.add_argument("--atoms", type=int, default=100, help="approximate atom count")
+    amorphous.add_argument("--potential", default="chgnet", choices=["chgnet", "emt"])
+    amorphous.add_argument("--melt", type=float, default=5000.0, help="melt temperature (K)")
+    amorphous.add_argument("--melt-steps", type=int, default=2000)
+    amorphous.add_argument("--anneal", type=float, nargs="*", default=[], help="K")
+    amorphous.add_argument("--anneal-steps", type=int, default=2000)
+    amorphous.add_argument("--equilibrate-volume", action="store_true")
+    amorphous.add_argument("--volume-steps", type=int, default=300)
+    amorphous.add_argument("--timestep", type=float, default=2.0, help="fs")
+    amorphous.add_argument("--segment-steps", type=int, default=100)
+    amorphous.add_argument("--interval", type=int, default=10, help="steps between frames")
+    amorphous.add_argument("--diffusion", metavar="SPECIES", help="D of SPECIES per anneal")
+    amorphous.add_argument("--seed", type=int, default=0)
+    amorphous.add_argument("--out", type=Path, default=Path("amorphous"))
+    amorphous.set_defaults(handler=_amorphous)
+
+    rdf = commands.add_parser(
+        "rdf",
+        help="partial and total radial distribution functions (and R^2 between two runs)",
+    )
+    rdf.add_argument("trajectory", type=Path)
+    rdf.add_argument("--compare", type=Path, help="a second trajectory: R^2 of its RDFs")
+    rdf.add_argument("--r-max", type=float, default=6.0)
+    rdf.add_argument("--bins", type=int, default=120)
+    rdf.add_argument("--every", type=int, default=1, help="use every n-th frame")
+    rdf.add_argument("--out", type=Path, default=Path("rdf"))
+    rdf.set_defaults(handler=_rdf)
+
+
+def _diffusion(args: argparse.Namespace) -> None:
+    from atomlens.diffusion.msd import diffusivity, plot_msd, read_trajectory
+    from atomlens.files import write_text_atomic
+
+    traj = read_trajectory(args.trajectory, args.timestep, args.step)
+    result = diffusivity(
+        traj,
+        args.species,
+        args.temperature,
+        fit_range_ps=tuple(args.fit_range) if args.fit_range else None,
+        skip_ps=args.skip,
+        blocks=args.blocks,
+        charge=args.charge,
+        remove_drift=not args.keep_drift,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = result.summary() | {
+        "trajectory": str(args.trajectory),
+        "frames": traj.n_frames,
+        "timestep_fs": traj.timestep_fs,
+    }
+    write_text_atomic(args.out / "diffusion.json", json.dumps(summary, indent=2) + "\n")
+    plot_msd(result, args.out / "msd.png")
+    lo, hi = result.fit_range_ps
+    axes = ", ".join(f"{v:.3g}" for v in result.diffusivity_axes)
+    print(
+        f"{args.species} at {args.temperature:g} K ({traj.n_frames} frames, fit {lo:.3g}-{hi:.3g}"
+        f" ps): D = {result.diffusivity:.4g} ± {result.diffusivity_std:.2g} cm2/s "
+        f"(x, y, z: {axes}); sigma = {result.conductivity:.4g} S/cm"
+    )
+    print(f"wrote {args.out / 'diffusion.json'} and {args.out / 'msd.png'}")
+
+
+def _arrhenius(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from atomlens.diffusion.arrhenius import fit_arrhenius, plot_arrhenius
+    from atomlens.files import write_text_atomic
+
+    rows = []
+    for path in args.results:
+        try:
+            data = json.loads(path.read_text())
+            rows.append(
+                (
+                    data["temperature_K"],
+                    data["diffusivity_cm2_s"],
+                    data.get("diffusivity_std_cm2_s", float("nan")),
+                )
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise AtomlensError(f"'{path}' is not a diffusion.json: {exc}") from None
+    t, d, err = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
+    fit = fit_arrhenius(t, d, err if np.all(np.isfinite(err)) else None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = fit.summary(args.at)
+    write_text_atomic(args.out / "arrhenius.json", json.dumps(summary, indent=2) + "\n")
+    plot_arrhenius(fit, args.out / "arrhenius.png", args.at)
+    factor = np.exp(summary["extrapolated_lnD_std"])
+    print(
+        f"Ea = {fit.activation_energy:.4f} ± {fit.activation_energy_std:.4f} eV, "
+        f"D0 = {fit.prefactor:.4g} cm2/s over {len(t)} temperatures; D({args.at:g} K) = "
+        f"{summary['extrapolated_D_cm2_s']:.3g} cm2/s (x/÷ {factor:.2g})"
+    )
+    print(f"wrote {args.out / 'arrhenius.json'} and {args.out / 'arrhenius.png'}")
+
+
+def _amorphous(args: argparse.Namespace) -> None:
+    import time
+
+    from atomlens.diffusion.amorphous import AmorphousRun, make_calculator, melt_quench
+    from atomlens.files import write_text_atomic
+
+    start = time.perf_counter()
+    run = AmorphousRun(
+        args.out,
+        timestep_fs=args.timestep,
+        segment_steps=args.segment_steps,
+        interval=args.interval,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
+    )
+    outputs = melt_quench(
+        args.composition,
+        args.atoms,
+        run,
+        make_calculator(args.potential),
+        melt_temperature=args.melt,
+        melt_steps=args.melt_steps,
+        anneal_temperatures=tuple(args.anneal),
+        anneal_steps=args.anneal_steps,
+        equilibrate_volume=args.equilibrate_volume,
+        volume_steps=args.volume_steps,
+    )
+    summary: dict[str, Any] = {
+        "composition": args.composition,
+        "trajectories": {k: str(v) for k, v in outputs.items()},
+    }
+    for name, path in outputs.items():
+        print(f"{name}: {path}")
+    if args.diffusion and args.anneal:
+        from atomlens.diffusion.arrhenius import fit_arrhenius
+        from atomlens.diffusion.msd import diffusivity, read_trajectory
+
+        results = []
+        for temperature in args.anneal:
+            traj = read_trajectory(
+                outputs[f"anneal{int(temperature)}"], args.timestep * args.interval
+            )
+            result = diffusivity(traj, args.diffusion, temperature)
+            results.append(result)
+            print(
+                f"D({args.diffusion}, {temperature:g} K) = {result.diffusivity:.3g} ± "
+                f"{result.diffusivity_std:.2g} cm2/s"
+            )
+        summary["diffusion"] = [r.summary() for r in results]
+        if len(results) >= 2:
+            fit = fit_arrhenius([r.temperature for r in results], [r.diffusivity for r in results])
+            summary["arrhenius"] = fit.summary(300.0)
+            print(f"Ea = {fit.activation_energy:.3f} ± {fit.activation_energy_std:.3f} eV")
+    summary["seconds"] = time.perf_counter() - start
+    write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.out / 'summary.json'} ({summary['seconds']:.0f} s)")
+
+
+def _rdf(args: argparse.Namespace) -> None:
+    from atomlens.diffusion.msd import read_trajectory
+    from atomlens.diffusion.rdf import partial_rdfs, plot_rdfs, rdf_r2
+    from atomlens.explain.tables import write_csv
+    from atomlens.files import write_text_atomic
+
+    r, rdfs = partial_rdfs(read_trajectory(args.trajectory, 1.0), args.r_max, args.bins, args.every)
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = list(rdfs)
+    write_csv(
+        args.out / "rdf.csv",
+        ["r", *names],
+        [[float(r[k]), *(float(rdfs[n][k]) for n in names)] for k in range(len(r))],
+    )
+    plot_rdfs(r, rdfs, args.out / "rdf.png")
+    print(f"RDFs {', '.join(names)}; wrote {args.out / 'rdf.csv'} and rdf.png")
+    if args.compare:
+        _, other = partial_rdfs(
+            read_trajectory(args.compare, 1.0), args.r_max, args.bins, args.every
+        )
+        scores = rdf_r2(rdfs, other)
+        write_text_atomic(args.out / "rdf_r2.json", json.dumps(scores, indent=2) + "\n")
+        print(
+            "R2 of the second run's RDFs: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        )
