@@ -103,18 +103,22 @@ def msd_fft(x: np.ndarray) -> np.ndarray:
     MSD(m) = 1/(T-m) sum_k |x(k+m) - x(k)|^2, computed as S1(m) - 2 S2(m) where S2 is
     the autocorrelation (Calandrini et al., nMoldyn).
     """
+    from scipy import fft
+
     n = x.shape[0]
     shape = x.shape[1:]
-    flat = x.reshape(n, -1)
-    spectrum = np.fft.rfft(flat, n=2 * n, axis=0)
-    autocorr = np.fft.irfft(spectrum * spectrum.conj(), axis=0)[:n] / (n - np.arange(n))[:, None]
-    squares = flat**2
-    total = 2.0 * squares.sum(axis=0)
-    head = np.concatenate([np.zeros((1, flat.shape[1])), np.cumsum(squares, axis=0)])
+    series = np.ascontiguousarray(x.reshape(n, -1).T)  # (columns, T): FFT along contiguous rows
+    size = fft.next_fast_len(2 * n, real=True)
+    spectrum = fft.rfft(series, n=size, axis=-1, workers=-1)
+    power = spectrum.real**2 + spectrum.imag**2
+    lags = np.arange(n)
+    autocorr = fft.irfft(power, n=size, axis=-1, workers=-1)[:, :n] / (n - lags)
+    squares = series**2
+    total = 2.0 * squares.sum(axis=-1, keepdims=True)
+    head = np.concatenate([np.zeros((series.shape[0], 1)), np.cumsum(squares, axis=-1)], axis=-1)
     # sum_{k=0}^{n-m-1} x(k)^2 + x(k+m)^2 = total - head[m] - (head[n] - head[n-m])
-    m = np.arange(n)
-    s1 = (total[None, :] - head[m] - (head[n][None, :] - head[n - m])) / (n - m)[:, None]
-    return (s1 - 2.0 * autocorr).reshape(n, *shape)
+    s1 = (total - head[:, lags] - (head[:, n : n + 1] - head[:, n - lags])) / (n - lags)
+    return (s1 - 2.0 * autocorr).T.reshape(n, *shape)
 
 
 @dataclass
