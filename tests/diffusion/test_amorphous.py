@@ -114,3 +114,28 @@ def test_amorphous_command_with_diffusion(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["diffusion"]) == 2 and "arrhenius" in summary
     assert "D(Cu, 1000 K)" in capsys.readouterr().out
+
+
+def test_slow_quench_chains_stages_and_density_is_checked(tmp_path):
+    from atomlens.diffusion.amorphous import check_structure
+
+    run = AmorphousRun(tmp_path, segment_steps=10, interval=5, progress=False)
+    outputs = melt_quench(
+        "CuAu",
+        16,
+        run,
+        make_calculator("emt"),
+        melt_temperature=2000.0,
+        melt_steps=10,
+        quench_temperatures=(1500.0, 1000.0),
+        quench_steps=10,
+    )
+    assert {"quench1500", "quench1000"} <= set(outputs)
+    last = ase.io.read(outputs["quench1000"], index=-1)
+    assert last.info["stage"] == "quench1000" and last.info["temperature_K"] == 1000.0
+    assert (tmp_path / "quench_final.extxyz").is_file()
+    exploded = ase.io.read(tmp_path / "quench_final.extxyz")
+    exploded.set_cell(exploded.cell * 10, scale_atoms=True)
+    exploded.calc = make_calculator("emt")
+    with pytest.raises(DataError, match="density"):
+        check_structure(exploded, 0.7, "test")

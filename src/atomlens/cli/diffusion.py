@@ -69,6 +69,14 @@ def register(commands: Any) -> None:
     amorphous.add_argument("--melt-steps", type=int, default=2000)
     amorphous.add_argument("--anneal", type=float, nargs="*", default=[], help="K")
     amorphous.add_argument("--anneal-steps", type=int, default=2000)
+    amorphous.add_argument(
+        "--quench",
+        type=float,
+        nargs="*",
+        default=[],
+        help="slow quench: chained stages at these temperatures (e.g. 3000 2500 ... 500)",
+    )
+    amorphous.add_argument("--quench-steps", type=int, default=1000, help="steps per quench stage")
     amorphous.add_argument("--equilibrate-volume", action="store_true")
     amorphous.add_argument("--volume-steps", type=int, default=300)
     amorphous.add_argument("--timestep", type=float, default=2.0, help="fs")
@@ -183,6 +191,8 @@ def _amorphous(args: argparse.Namespace) -> None:
         melt_steps=args.melt_steps,
         anneal_temperatures=tuple(args.anneal),
         anneal_steps=args.anneal_steps,
+        quench_temperatures=tuple(args.quench),
+        quench_steps=args.quench_steps,
         equilibrate_volume=args.equilibrate_volume,
         volume_steps=args.volume_steps,
     )

@@ -93,8 +93,14 @@ def random_pack(
     return ase.Atoms(symbols, positions=placed, cell=np.eye(3) * side, pbc=True)
 
 
+DENSITY_RANGE = (0.2, 25.0)  # g/cm^3: outside this a cell has exploded or collapsed
+
+
 def check_structure(atoms: Any, min_distance: float, where: str) -> None:
-    """Raise a DataError naming ``where`` if atoms overlap or the energy is not finite."""
+    """Raise a DataError naming ``where`` for overlaps, an absurd density or a bad energy."""
+    density = float(atoms.get_masses().sum() * 1.66053906660 / atoms.get_volume())
+    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
+        raise DataError(f"{where}: density {density:.3g} g/cm^3 is outside {DENSITY_RANGE}")
     distances = atoms.get_all_distances(mic=True)
     np.fill_diagonal(distances, np.inf)
     shortest = float(distances.min())
@@ -255,11 +261,18 @@ def melt_quench(
     melt_steps: int = 1000,
     anneal_temperatures: tuple[float, ...] = (),
     anneal_steps: int = 1000,
+    quench_temperatures: tuple[float, ...] = (),
+    quench_steps: int = 1000,
     equilibrate_volume: bool = False,
     volume_steps: int = 200,
     on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
-    """Melt a random packing of ``formula`` and anneal it; returns trajectory files by stage."""
+    """Melt a random packing of ``formula`` and anneal it; returns trajectory files by stage.
+
+    Each anneal starts from the melt. ``quench_temperatures`` (e.g. 3000, 2500, ..., 500)
+    instead chains stages, each starting where the previous one ended (a slow quench); its
+    final structure is ``quench_final.extxyz``.
+    """
     import ase.io
 
     run.out_dir.mkdir(parents=True, exist_ok=True)
@@ -302,6 +315,14 @@ def melt_quench(
             "converged_5kbar": abs(check) < 0.5,
         }
         write_text_atomic(run.out_dir / "volume.json", json.dumps(report, indent=2) + "\n")
+    if quench_temperatures:
+        quenched = atoms.copy()
+        for temperature in quench_temperatures:
+            name = f"quench{int(temperature)}"
+            quenched = run.run_stage(quenched, Stage(name, temperature, quench_steps), calculator)
+            outputs[name] = run.trajectory(name)
+        with atomic_path(run.out_dir / "quench_final.extxyz") as tmp:
+            ase.io.write(tmp, quenched)
     for temperature in anneal_temperatures:
         name = f"anneal{int(temperature)}"
         final = run.run_stage(atoms.copy(), Stage(name, temperature, anneal_steps), calculator)
