@@ -12,3 +12,18 @@ def test_quickstart_runs(tmp_path, capsys, monkeypatch):
     assert "C2H6O: " in out and "Si2: solid angles" in out
     assert "batch: 32 molecules" in out
     assert (tmp_path / "split.json").is_file()
+
+
+def test_descriptor_example_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["descriptor_models.py", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "descriptor_models.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "best 3-feature model: lnD = " in out and "inv_kBT" in out
+    assert "grouped 5-fold CV" in out and "rows 5-fold CV" in out
+
+
+def test_diffusion_example_runs(capsys):
+    runpy.run_path(str(EXAMPLES / "diffusion_analysis.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    ea = float(out.split("Ea = ")[1].split()[0])
+    assert abs(ea - 0.30) < 0.03
