@@ -190,10 +190,11 @@ def auto_window(time_ps: np.ndarray, msd: np.ndarray, skip_ps: float) -> tuple[i
     """A fit window (first, stop) of lag indices in the diffusive regime.
 
     It starts after ``skip_ps`` and after the ballistic part (from where the local log-log
-    slope stays within 0.3 of 1) and ends at half the run (later lags average few origins).
+    slope stays within 0.3 of 1) and ends at a fifth of the run (longer lags average few
+    independent origins and dominate the noise).
     """
     n = len(time_ps)
-    end = max(n // 2, 3)
+    end = max(n // 5, 3)
     start = max(int(np.searchsorted(time_ps, skip_ps)), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.gradient(np.log(msd[1:]), np.log(time_ps[1:]))
@@ -258,7 +259,9 @@ def diffusivity(
         parts = positions[: size * blocks].reshape(blocks, size, *positions.shape[1:])
         block_msd = msd_fft(np.moveaxis(parts, 0, 1)).mean(axis=2).sum(axis=-1)  # (size, B)
         t = time_ps[:size]
-        b_lo, b_hi = min(lo, size // 4), max(min(hi, size // 2), min(lo, size // 4) + 3)
+        # Each block is fitted over the same fraction of its length as the full run.
+        b_lo = min(round(lo * size / traj.n_frames), size - 4)
+        b_hi = max(round(hi * size / traj.n_frames), b_lo + 3)
         block_values = [
             _slope(t[b_lo:b_hi], block_msd[b_lo:b_hi, b]) / 6.0 * A2_PER_PS_TO_CM2_PER_S
             for b in range(blocks)
