@@ -191,17 +191,19 @@ def auto_window(time_ps: np.ndarray, msd: np.ndarray, skip_ps: float) -> tuple[i
 
     It starts after ``skip_ps`` and after the ballistic part (from where the local log-log
     slope stays within 0.3 of 1) and ends at a fifth of the run (longer lags average few
-    independent origins and dominate the noise).
+    independent origins and dominate the noise). On short, noisy runs where that leaves
+    less than half of the range, it skips the first quarter of the range instead.
     """
     n = len(time_ps)
     end = max(n // 5, 3)
     start = max(int(np.searchsorted(time_ps, skip_ps)), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.gradient(np.log(msd[1:]), np.log(time_ps[1:]))
+    fallback = start + (end - start) // 4
     for k in range(start, end - 2):
         if np.all(np.abs(slope[k - 1 : end - 1] - 1.0) < 0.3):
-            return k, end
-    return start, end
+            return (k, end) if end - k >= (end - start) // 2 else (fallback, end)
+    return fallback, end
 
 
 def _slope(t: np.ndarray, y: np.ndarray) -> float:
