@@ -9,7 +9,8 @@ temperatures; atomlens recovers D at each (MSD by FFT, drift removed) and Ea.
 import numpy as np
 
 from atomlens.diffusion.arrhenius import fit_arrhenius
-from atomlens.diffusion.msd import KB_EV, Trajectory, diffusivity
+from atomlens.diffusion.msd import Trajectory, diffusivity
+from atomlens.units import KB_EV
 
 rng = np.random.default_rng(0)
 cell = np.eye(3) * 15.0

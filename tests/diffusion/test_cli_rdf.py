@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from atomlens.cli import main
-from atomlens.diffusion.msd import KB_EV, read_trajectory
+from atomlens.diffusion.msd import read_trajectory
 from atomlens.diffusion.rdf import partial_rdfs, rdf_r2
+from atomlens.units import KB_EV
 from tests.diffusion.test_msd import CELL, random_walk
 
 

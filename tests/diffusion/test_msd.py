@@ -5,7 +5,6 @@ import pytest
 
 from atomlens.diffusion.arrhenius import fit_arrhenius
 from atomlens.diffusion.msd import (
-    KB_EV,
     Trajectory,
     diffusivity,
     msd_fft,
@@ -13,6 +12,7 @@ from atomlens.diffusion.msd import (
     unwrap,
 )
 from atomlens.errors import DataError
+from atomlens.units import KB_EV
 
 CELL = np.eye(3) * 15.0
 

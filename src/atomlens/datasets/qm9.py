@@ -30,8 +30,7 @@ import numpy as np
 
 from atomlens.errors import DataError, StructureError
 from atomlens.structures.record import Structure, make_structure
-
-HARTREE_TO_EV = 27.211386245988
+from atomlens.units import HARTREE_TO_EV
 
 # name -> (qm9pack column, factor to the documented unit, unit)
 QM9_TARGETS: dict[str, tuple[str, float, str]] = {

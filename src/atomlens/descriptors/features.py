@@ -25,7 +25,6 @@ from atomlens.graphs.graph import Graph
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graph
 from atomlens.structures.record import Structure
 
-KB_EV = 8.617333262e-5  # Boltzmann constant, eV/K
 ANIONS = frozenset({"N", "O", "F", "P", "S", "Cl", "As", "Se", "Br", "Te", "I"})
 LI = 3
 FEATURE_SETS = ("composition", "li-transport", "all")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from atomlens.descriptors.features import KB_EV
+from atomlens.units import KB_EV
 
 TEMPERATURES = (1000.0, 1500.0, 2000.0, 2500.0)
 

@@ -13,10 +13,11 @@ import numpy as np
 from pymatgen.core import Composition
 from tqdm.auto import tqdm
 
-from atomlens.descriptors.features import KB_EV, featurize
+from atomlens.descriptors.features import featurize
 from atomlens.errors import AtomlensError
 from atomlens.explain.attention import structure_name
 from atomlens.structures.record import Structure
+from atomlens.units import KB_EV
 
 
 def _one(task: tuple[int, Structure, str]) -> tuple[int, dict | str]:

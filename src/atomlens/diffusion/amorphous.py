@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from atomlens.errors import DataError
 from atomlens.files import atomic_path, write_text_atomic
+from atomlens.units import AMU_G
 
 GPA_PER_EV_A3 = 160.21766208
 KBAR_PER_GPA = 10.0
@@ -98,7 +99,7 @@ DENSITY_RANGE = (0.2, 25.0)  # g/cm^3: outside this a cell has exploded or colla
 
 def check_structure(atoms: Any, min_distance: float, where: str) -> None:
     """Raise a DataError naming ``where`` for overlaps, an absurd density or a bad energy."""
-    density = float(atoms.get_masses().sum() * 1.66053906660 / atoms.get_volume())
+    density = float(atoms.get_masses().sum() * AMU_G / (atoms.get_volume() * 1e-24))
     if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
         raise DataError(f"{where}: density {density:.3g} g/cm^3 is outside {DENSITY_RANGE}")
     distances = atoms.get_all_distances(mic=True)

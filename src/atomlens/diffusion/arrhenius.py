@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atomlens.diffusion.msd import KB_EV
 from atomlens.errors import DataError
+from atomlens.units import KB_EV
 
 
 @dataclass(frozen=True)

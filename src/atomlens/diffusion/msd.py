@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from atomlens.errors import DataError
-
-KB_EV = 8.617333262e-5  # eV/K
-E_CHARGE = 1.602176634e-19  # C
-KB_SI = 1.380649e-23  # J/K
+from atomlens.units import E_CHARGE, KB_SI
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ase.data import chemical_symbols
 from atomlens.errors import DataError
 from atomlens.files import safe_filename, write_text_atomic
 from atomlens.structures.record import Structure
+from atomlens.units import HARTREE_TO_EV
 
 Population = Literal["lowdin", "mulliken"]
 ORBITALS = ("homo", "lumo")
@@ -127,12 +128,11 @@ def frontier_weights(
         len(structure),
         population,
     )
-    hartree_ev = 27.211386245988
     return {
         "homo": weights[:, 0],
         "lumo": weights[:, 1],
-        "homo_energy_ev": float(mf.mo_energy[homo] * hartree_ev),
-        "lumo_energy_ev": float(mf.mo_energy[homo + 1] * hartree_ev),
+        "homo_energy_ev": float(mf.mo_energy[homo] * HARTREE_TO_EV),
+        "lumo_energy_ev": float(mf.mo_energy[homo + 1] * HARTREE_TO_EV),
     }
 
 

@@ -1,0 +1,7 @@
+"""Physical constants and unit conversions used across atomlens (CODATA 2018)."""
+
+HARTREE_TO_EV = 27.211386245988  # eV per Hartree
+KB_EV = 8.617333262e-5  # Boltzmann constant, eV/K
+KB_SI = 1.380649e-23  # Boltzmann constant, J/K
+E_CHARGE = 1.602176634e-19  # elementary charge, C
+AMU_G = 1.66053906660e-24  # atomic mass unit, g
