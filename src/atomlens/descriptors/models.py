@@ -17,6 +17,7 @@ import numpy as np
 from atomlens.descriptors.table import Table
 from atomlens.errors import DataError
 from atomlens.files import atomic_path, write_text_atomic
+from atomlens.training.metrics import regression_metrics
 
 ModelKind = Literal["rf", "xgboost"]
 BOOTSTRAP_MODELS = 10
@@ -40,17 +41,6 @@ def make_model(kind: ModelKind, seed: int = 62, n_jobs: int = 2) -> Any:
             n_jobs=n_jobs,
         )
     raise DataError(f"unknown model {kind!r}; use rf or xgboost")
-
-
-def regression_scores(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """R^2, MAE and RMSE."""
-    error = predicted - y
-    total = float(((y - y.mean()) ** 2).sum())
-    return {
-        "r2": 1.0 - float(error @ error) / total if total > 0 else float("nan"),
-        "mae": float(np.abs(error).mean()),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-    }
 
 
 class Ensemble:
@@ -141,7 +131,7 @@ def cross_validate(
         ensemble = Ensemble(kind, seed).fit(table.x[train], table.y[train])
         mean, std = ensemble.predict(table.x[test])
         predicted[test], spread[test] = mean, std
-        scores.append(regression_scores(table.y[test], mean))
+        scores.append(regression_metrics(table.y[test], mean))
         impurity.append(ensemble.model.feature_importances_)
         result = permutation_importance(
             ensemble.model,
