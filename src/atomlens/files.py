@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Iterator
@@ -35,3 +36,12 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
 def safe_filename(text: str, limit: int = 60) -> str:
     """A file-name fragment made of letters, digits, '-', '_' and '.' only."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:limit] or "file"
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    """Write a CSV table atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

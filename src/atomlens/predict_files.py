@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from atomlens.explain.attention import explain
-from atomlens.explain.tables import write_csv, write_extxyz
+from atomlens.explain.tables import write_extxyz
+from atomlens.files import write_csv
 from atomlens.inference import Predictor
 from atomlens.structures.io import read_structures
 

@@ -168,7 +168,7 @@ def _sisso(args: argparse.Namespace) -> None:
 def _featurize(args: argparse.Namespace) -> None:
     from atomlens.descriptors.table_builder import feature_rows
     from atomlens.explain.report import read_inputs
-    from atomlens.explain.tables import write_csv
+    from atomlens.files import write_csv
 
     structures = read_inputs(args.files)
     rows, failures = feature_rows(
@@ -194,8 +194,7 @@ def _fit_table(args: argparse.Namespace) -> None:
     from atomlens.descriptors import figures, models
     from atomlens.descriptors.splits import kfold, row_split
     from atomlens.descriptors.table import read_table
-    from atomlens.explain.tables import write_csv
-    from atomlens.files import write_text_atomic
+    from atomlens.files import write_csv, write_text_atomic
 
     group_by = args.group_by if args.cv == "grouped" else None
     table = read_table(
@@ -288,7 +287,7 @@ def _predict_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from atomlens.descriptors.models import load_model
-    from atomlens.explain.tables import write_csv
+    from atomlens.files import write_csv
 
     ensemble, meta = load_model(args.model)
     frame = pd.read_csv(args.table)

@@ -230,8 +230,7 @@ def _amorphous(args: argparse.Namespace) -> None:
 def _rdf(args: argparse.Namespace) -> None:
     from atomlens.diffusion.msd import read_trajectory
     from atomlens.diffusion.rdf import partial_rdfs, plot_rdfs, rdf_r2
-    from atomlens.explain.tables import write_csv
-    from atomlens.files import write_text_atomic
+    from atomlens.files import write_csv, write_text_atomic
 
     r, rdfs = partial_rdfs(read_trajectory(args.trajectory, 1.0), args.r_max, args.bins, args.every)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from atomlens.errors import DataError
 from atomlens.explain import figures, html, tables
 from atomlens.explain.attention import Explanation, explain
 from atomlens.explain.faithfulness import MaskMode, faithfulness
-from atomlens.files import safe_filename, write_text_atomic
+from atomlens.files import safe_filename, write_csv, write_text_atomic
 from atomlens.inference import Predictor
 from atomlens.structures.io import read_structures
 from atomlens.structures.record import Structure
@@ -81,7 +81,7 @@ def write_report(
             write_text_atomic(
                 out_dir / "faithfulness.json", json.dumps(report.summary(), indent=2) + "\n"
             ),
-            tables.write_csv(out_dir / "faithfulness.csv", header, rows),
+            write_csv(out_dir / "faithfulness.csv", header, rows),
             figures.plot_faithfulness(report, figure_dir / "faithfulness.png"),
         ]
     return explanations, written

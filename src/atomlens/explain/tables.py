@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 from atomlens.explain.attention import Explanation
-from atomlens.files import atomic_path
+from atomlens.files import atomic_path, write_csv
 from atomlens.structures.io import to_ase
 
 ATTENTION_COLUMN = "atomlens_attention"
@@ -90,12 +89,3 @@ def write_structure_table(explanations: Sequence[Explanation], path: Path) -> Pa
             ]
         )
     return write_csv(path, header, rows)
-
-
-def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    """Write a CSV table atomically."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
