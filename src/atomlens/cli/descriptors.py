@@ -167,10 +167,10 @@ def _sisso(args: argparse.Namespace) -> None:
 
 def _featurize(args: argparse.Namespace) -> None:
     from atomlens.descriptors.table_builder import feature_rows
-    from atomlens.explain.report import read_inputs
     from atomlens.files import write_csv
+    from atomlens.structures.io import read_structure_files
 
-    structures = read_inputs(args.files)
+    structures = read_structure_files(args.files)
     rows, failures = feature_rows(
         structures, args.feature_set, workers=args.workers, progress=sys.stderr.isatty()
     )

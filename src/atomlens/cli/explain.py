@@ -77,8 +77,9 @@ def register(commands: Any) -> None:
 
 
 def _explain(args: argparse.Namespace) -> None:
-    from atomlens.explain.report import read_inputs, write_report
+    from atomlens.explain.report import write_report
     from atomlens.inference import load_model
+    from atomlens.structures.io import read_structure_files
 
     if bool(args.files) == bool(args.split):
         raise AtomlensError("give structure files or --split (one of the two)")
@@ -86,7 +87,7 @@ def _explain(args: argparse.Namespace) -> None:
     if args.split:
         structures, _ = predictor.split_structures(args.split, args.n, args.seed)
     else:
-        structures = read_inputs(args.files)
+        structures = read_structure_files(args.files)
     explanations, written = write_report(
         predictor,
         structures,

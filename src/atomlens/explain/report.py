@@ -12,19 +12,7 @@ from atomlens.explain.attention import Explanation, explain
 from atomlens.explain.faithfulness import MaskMode, faithfulness
 from atomlens.files import safe_filename, write_csv, write_text_atomic
 from atomlens.inference import Predictor
-from atomlens.structures.io import read_structures
 from atomlens.structures.record import Structure
-
-
-def read_inputs(files: Sequence[Path]) -> list[Structure]:
-    """All structures of the given files (errors name the file and frame)."""
-    structures: list[Structure] = []
-    for path in files:
-        found = list(read_structures(path))
-        if not found:
-            raise DataError(f"'{path}' holds no structures")
-        structures.extend(found)
-    return structures
 
 
 def write_report(

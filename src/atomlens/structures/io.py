@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from atomlens.errors import StructureError
+from atomlens.errors import DataError, StructureError
 from atomlens.structures.record import DEFAULT_MIN_DISTANCE, Structure, make_structure
 
 
@@ -184,3 +184,14 @@ def _describe_parse_error(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"unknown element or key {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def read_structure_files(files: Iterable[Path | str]) -> list[Structure]:
+    """All structures of the given files (errors name the file and frame)."""
+    structures: list[Structure] = []
+    for path in files:
+        found = list(read_structures(path))
+        if not found:
+            raise DataError(f"'{path}' holds no structures")
+        structures.extend(found)
+    return structures
