@@ -139,3 +139,22 @@ def test_slow_quench_chains_stages_and_density_is_checked(tmp_path):
     exploded.calc = make_calculator("emt")
     with pytest.raises(DataError, match="density"):
         check_structure(exploded, 0.7, "test")
+
+
+def test_volume_equilibration_fits_v0_between_the_trial_volumes(tmp_path):
+    run = AmorphousRun(tmp_path, segment_steps=10, interval=5, progress=False)
+    melt_quench(
+        "CuAu",
+        16,
+        run,
+        make_calculator("emt"),
+        melt_temperature=1500.0,
+        melt_steps=10,
+        equilibrate_volume=True,
+        volume_steps=10,
+    )
+    report = json.loads((tmp_path / "volume.json").read_text())
+    assert len(report["volumes_A3"]) == 3
+    assert report["pressures_GPa"][0] > report["pressures_GPa"][2]  # compressed: higher P
+    assert min(report["volumes_A3"]) < report["v0_A3"] < max(report["volumes_A3"])
+    assert report["converged_5kbar"] == (abs(report["pressure_at_v0_GPa"]) < 0.5)

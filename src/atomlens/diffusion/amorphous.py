@@ -296,18 +296,15 @@ def melt_quench(
             trial.set_cell(base.cell * scale ** (1 / 3), scale_atoms=True)
             name = f"volume{scale:.1f}"
             trial = run.run_stage(trial, Stage(name, melt_temperature, volume_steps), calculator)
-            frames = ase.io.read(run.trajectory(name), index=":")
-            pressure = np.mean([_frame_pressure(a, calculator) for a in frames[len(frames) // 2 :]])
             volumes.append(trial.get_volume())
-            pressures.append(pressure)
+            pressures.append(_mean_pressure(run.trajectory(name), calculator))
         v0 = birch_murnaghan_v0(np.array(volumes), np.array(pressures))
         atoms = base.copy()
         atoms.set_cell(base.cell * (v0 / base.get_volume()) ** (1 / 3), scale_atoms=True)
         atoms = run.run_stage(
             atoms, Stage("volume_check", melt_temperature, volume_steps), calculator
         )
-        frames = ase.io.read(run.trajectory("volume_check"), index=":")
-        check = float(np.mean([_frame_pressure(a, calculator) for a in frames[len(frames) // 2 :]]))
+        check = _mean_pressure(run.trajectory("volume_check"), calculator)
         report = {
             "volumes_A3": volumes,
             "pressures_GPa": pressures,
@@ -335,6 +332,13 @@ def melt_quench(
     return outputs
 
 
-def _frame_pressure(atoms: Any, calculator: Any) -> float:
-    atoms.calc = calculator
-    return pressure_gpa(atoms)
+def _mean_pressure(trajectory: Path, calculator: Any) -> float:
+    """Mean pressure (GPa) over the second half of a stage's frames."""
+    import ase.io
+
+    frames = ase.io.read(trajectory, index=":")
+    values = []
+    for atoms in frames[len(frames) // 2 :]:
+        atoms.calc = calculator
+        values.append(pressure_gpa(atoms))
+    return float(np.mean(values))

@@ -270,9 +270,7 @@ def diffusivity(
         if len(block_values) > 1
         else float("nan")
     )
-    from ase.data import atomic_numbers
-
-    n_ions = int(np.sum(traj.numbers == atomic_numbers[species]))
+    n_ions = positions.shape[1]
     volume_cm3 = abs(np.linalg.det(traj.cell)) * 1e-24
     density = n_ions / volume_cm3
     conductivity = density * (charge * E_CHARGE) ** 2 * d / (KB_SI * temperature)
