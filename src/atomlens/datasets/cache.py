@@ -28,6 +28,7 @@ import numpy as np
 
 from atomlens.datasets.sources import Source
 from atomlens.errors import DataError, StructureError, describe_location
+from atomlens.files import atomic_path
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
@@ -253,12 +254,10 @@ def _chunk_name(chunk_id: int) -> str:
 
 
 def _save_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with tmp.open("wb") as handle:
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
         np.savez(handle, **arrays)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _assemble(
