@@ -36,7 +36,7 @@ def sisso_speed(table, complexity: int) -> dict:
     n_candidates = space.size()
     counted = time.perf_counter() - start
     start = time.perf_counter()
-    top = sisso.screen(space, table.y, 20)
+    top, _ = sisso.screen(space, table.y, 20)
     screened = time.perf_counter() - start
     out |= {
         "candidates": n_candidates,

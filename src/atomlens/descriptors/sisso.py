@@ -120,7 +120,6 @@ class FeatureSpace:
         self.binary = [op for op in ops if op in BINARY]
         self.complexity = complexity if ops else 0
         self.chunk_size = chunk_size
-        self.primary_names = list(names)
         primary = np.asarray(primary, dtype=np.float64)
         keep = np.flatnonzero(_valid(primary))
         self.levels = [Level(primary[:, keep], [f"f[{i}]" for i in keep])]
@@ -216,10 +215,13 @@ def _keys(values: np.ndarray) -> list[bytes]:
 
 def screen(
     space: FeatureSpace, residual: np.ndarray, k: int, existing: Level | None = None
-) -> Level:
+) -> tuple[Level, int]:
     """The ``k`` candidates most correlated with ``residual`` (|Pearson r|), streamed.
 
     Candidates equal in value to one in ``existing`` (or to a better one) are skipped.
+
+    Returns:
+        The selected candidates and the number of candidates the pass went through.
     """
     r = residual - residual.mean()
     r /= max(np.linalg.norm(r), 1e-300)
@@ -227,9 +229,11 @@ def screen(
     best_scores = np.empty(0)
     best_values = np.empty((len(r), 0))
     best_names: list[str] = []
+    seen = 0
     for block in space.blocks():
         if block.values.shape[1] == 0:
             continue
+        seen += block.values.shape[1]
         centred = block.values - block.values.mean(axis=0)
         scores = np.abs(r @ centred) / np.linalg.norm(centred, axis=0)
         scores = np.concatenate([best_scores, scores])
@@ -256,7 +260,7 @@ def screen(
         if key not in taken and len(keep) < k:
             taken.add(key)
             keep.append(index)
-    return Level(best_values[:, keep], [best_names[i] for i in keep])
+    return Level(best_values[:, keep], [best_names[i] for i in keep]), seen
 
 
 def best_subsets(
@@ -371,21 +375,25 @@ def sisso(
         raise ValueError("max_dim must be >= 1")
     start = time.perf_counter()
     space = FeatureSpace(x, names, ops, complexity, chunk_size)
-    n_candidates = space.size()
+    # The first pass also counts the space. It keeps enough candidates for every
+    # dimension, so a small space (at most sis_size * max_dim) needs no other pass.
+    budget = sis_size * max_dim
+    first, n_candidates = screen(space, y, budget)
     if n_candidates == 0:
         raise ValueError("no usable feature (all constant or non-finite)")
+    everything = n_candidates <= budget  # small space: L0 over all of it
     screening = time.perf_counter() - start
     subspace = Level(np.empty((len(y), 0)), [])
     models: list[Model] = []
     l0_seconds, subsets = 0.0, 0
     residual = y.copy()
-    everything = n_candidates <= sis_size * max_dim  # small space: L0 over all of it
     for dim in range(1, max_dim + 1):
         t = time.perf_counter()
-        if everything and dim == 1:
-            subspace = screen(space, residual, n_candidates)
+        if dim == 1:
+            keep = slice(None) if everything else slice(sis_size)
+            subspace = Level(first.values[:, keep], list(first.names[keep]))
         elif not everything:
-            new = screen(space, residual, sis_size, existing=subspace)
+            new, _ = screen(space, residual, sis_size, existing=subspace)
             subspace = Level(
                 np.concatenate([subspace.values, new.values], axis=1), subspace.names + new.names
             )
