@@ -15,8 +15,7 @@ from tqdm.auto import tqdm
 
 from atomlens.descriptors.features import featurize
 from atomlens.errors import AtomlensError
-from atomlens.explain.attention import structure_name
-from atomlens.structures.record import Structure
+from atomlens.structures.record import Structure, structure_name
 from atomlens.units import KB_EV
 
 

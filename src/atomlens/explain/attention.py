@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,9 +10,7 @@ from ase.data import chemical_symbols
 
 from atomlens.graphs.graph import Graph
 from atomlens.inference import Predictor
-from atomlens.structures.record import Structure
-
-ID_KEYS = ("id", "name", "material_id", "mp_id", "qm9_id")
+from atomlens.structures.record import Structure, structure_name
 
 
 @dataclass(frozen=True)
@@ -62,15 +59,6 @@ def attention_rank(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.int64)
     ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(1, len(scores) + 1)
     return ranks
-
-
-def structure_name(structure: Structure) -> str:
-    """A readable identifier: an id from the structure's info, else ``file#frame``."""
-    for key in ID_KEYS:
-        if key in structure.info:
-            return f"{key}={structure.info[key]}"
-    source = Path(structure.source).name if structure.source else "structure"
-    return f"{source}#{structure.frame}" if structure.frame is not None else source
 
 
 def received_local_attention(weights: Any, graph_neighbors: np.ndarray, n_atoms: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from atomlens.errors import StructureError
 
 MAX_ATOMIC_NUMBER = 118
 DEFAULT_MIN_DISTANCE = 0.5  # Angstrom
+ID_KEYS = ("id", "name", "material_id", "mp_id", "qm9_id")  # info keys that name a structure
 _MIN_CELL_VOLUME = 1e-6  # Angstrom^3
 
 
@@ -173,3 +175,12 @@ def check_min_distance(structure: Structure, min_distance: float) -> None:
             f"atoms {i[k]} and {j[k]} are {dist[k]:.3f} A apart (minimum {min_distance} A)"
             + (f", image {shifts[k].tolist()}" if structure.is_periodic else "")
         )
+
+
+def structure_name(structure: Structure) -> str:
+    """A readable identifier: an id from the structure's info, else ``file#frame``."""
+    for key in ID_KEYS:
+        if key in structure.info:
+            return f"{key}={structure.info[key]}"
+    source = Path(structure.source).name if structure.source else "structure"
+    return f"{source}#{structure.frame}" if structure.frame is not None else source
