@@ -26,6 +26,8 @@ examples:
   atomlens sisso features.csv --target lnD --dim 3 --ops ""
   atomlens amorphous Li2Si2O5 --atoms 100 --anneal 1500 2000 2500 --diffusion Li
   atomlens diffusion md.extxyz --species Li --temperature 1500 --timestep 10
+  atomlens coercivity configs/coercivity_heisenberg.yaml --threads 2
+  mpiexec -n 2 atomlens coercivity configs/coercivity_nd2fe14b.yaml --mpi
 """
 
 
@@ -62,8 +64,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"atomlens {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    from atomlens.cli import core, descriptors, diffusion, explain
+    from atomlens.cli import core, descriptors, diffusion, explain, spins
 
-    for module in (core, explain, descriptors, diffusion):
+    for module in (core, explain, descriptors, diffusion, spins):
         module.register(commands)
     return parser

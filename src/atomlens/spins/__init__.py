@@ -1,0 +1,1 @@
+"""Spin models, (replica-exchange) Wang-Landau sampling and coercivity from free energies."""

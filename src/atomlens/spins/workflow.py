@@ -1,0 +1,235 @@
+"""``atomlens coercivity``: F(M; T) by REWL per temperature, then barriers and H_c(T).
+
+Each temperature is sampled once; the Zeeman term is applied analytically afterwards, so one
+run per temperature gives every field. Finished temperatures are kept on disk and skipped
+when the command runs again; an unfinished one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atomlens.files import write_csv, write_text_atomic
+from atomlens.spins.config import CoercivityConfig, SamplingConfig, SpinModelConfig
+from atomlens.spins.landscape import (
+    DEFAULT_SMOOTHING,
+    FreeEnergyCurve,
+    barrier_curve,
+    coercivity,
+    coercivity_row,
+    downward_convexity,
+    smooth_curve,
+)
+from atomlens.spins.parallel import Communicator, LocalCommunicator
+from atomlens.spins.system import SpinModelError, SpinSystem
+from atomlens.spins.wanglandau import (
+    Binning,
+    ReplicaExchangeWangLandau,
+    WangLandauSettings,
+)
+from atomlens.units import MU_B_OVER_KB
+
+
+def build_model(config: SpinModelConfig) -> SpinSystem:
+    """Build the configured spin model; bad parameters raise SpinModelError naming them."""
+    from atomlens.spins import lattice, nd2fe14b
+
+    builders = {
+        "simple_cubic": lattice.simple_cubic_grain,
+        "two_sublattice": lattice.two_sublattice_grain,
+        "nd2fe14b": nd2fe14b.nd2fe14b_grain,
+    }
+    try:
+        return builders[config.kind](**config.params)
+    except TypeError as exc:
+        raise SpinModelError(f"model '{config.kind}': bad parameters ({exc})") from None
+
+
+def wang_landau_settings(sampling: SamplingConfig) -> WangLandauSettings:
+    """The sampler settings of a config section."""
+    return WangLandauSettings(**sampling.model_dump(exclude={"bins"}))
+
+
+def sample_free_energy(
+    system: SpinSystem,
+    temperature: float,
+    sampling: SamplingConfig,
+    directory: Path,
+    comm: Communicator | None = None,
+    progress: bool = True,
+) -> tuple[FreeEnergyCurve, dict[str, Any]] | None:
+    """F(M) at one temperature by REWL in M; cached in ``directory`` and resumable.
+
+    Returns:
+        The curve and the run record (trials, seconds, exchange acceptance, schedule), or None
+        when the run stopped at its time limit (run again to continue).
+    """
+    comm = comm or LocalCommunicator()
+    binning = Binning.magnetisation(system, temperature, sampling.bins)
+    sampler = ReplicaExchangeWangLandau(
+        system, binning, wang_landau_settings(sampling), comm=comm, checkpoint=directory
+    )
+    record_path = directory / "sampling.json"
+    table_path = directory / "free_energy.csv"
+    fingerprint = sampler.fingerprint()
+    if record_path.exists() and table_path.exists():
+        record = json.loads(record_path.read_text())
+        if record.get("fingerprint") == fingerprint:
+            return _read_curve(table_path, temperature, system.saturation_moment), record
+    result = sampler.run(progress=progress)
+    if result is None:
+        return None
+    free = result.free_energy()
+    m = binning.centres / system.saturation_moment
+    curve = FreeEnergyCurve(temperature, m, free, system.saturation_moment)
+    record = {
+        "fingerprint": fingerprint,
+        "temperature": temperature,
+        "trials": result.trials,
+        "seconds": result.seconds,
+        "ns_per_trial": 1e9 * result.seconds / max(result.trials, 1),
+        "exchange_acceptance": result.exchange_acceptance,
+        "joins": result.joins,
+        "visited_bins": int(result.visited.sum()),
+        "bins": binning.n_bins,
+        "history": result.history,
+    }
+    if comm.rank == 0:
+        rows = [
+            [f"{mi:.6f}", f"{mi * system.saturation_moment:.6f}", _fmt(fi), int(np.isfinite(fi))]
+            for mi, fi in zip(m, free, strict=True)
+        ]
+        write_csv(table_path, ["m", "M", "F", "visited"], rows)
+        write_text_atomic(record_path, json.dumps(record, indent=2))
+    return curve, record
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not np.isfinite(value) else f"{value:.8g}"
+
+
+def _read_curve(path: Path, temperature: float, saturation: float) -> FreeEnergyCurve:
+    data = np.genfromtxt(path, delimiter=",", names=True)
+    return FreeEnergyCurve(temperature, np.asarray(data["m"]), np.asarray(data["F"]), saturation)
+
+
+def run_coercivity(
+    config: CoercivityConfig, comm: Communicator | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Sample every temperature, analyse the barriers and write tables, JSON and figures.
+
+    Returns:
+        The summary written to ``<out>/coercivity.json`` (``{"complete": False}`` and the
+        finished temperatures when a time limit stopped the run).
+    """
+    from atomlens.spins import figures
+
+    comm = comm or LocalCommunicator()
+    out = Path(config.out)
+    system = build_model(config.model)
+    curves: list[FreeEnergyCurve] = []
+    records: list[dict[str, Any]] = []
+    for temperature in config.temperatures:
+        directory = out / f"T_{temperature:g}"
+        sampled = sample_free_energy(
+            system, temperature, config.sampling, directory, comm=comm, progress=progress
+        )
+        if sampled is None:
+            return {"complete": False, "finished_temperatures": [c.temperature for c in curves]}
+        curves.append(sampled[0])
+        records.append(sampled[1])
+    smoothing = DEFAULT_SMOOTHING if config.smoothing is None else config.smoothing
+    landscapes = [smooth_curve(curve, smoothing=smoothing) for curve in curves]
+    analyses = [coercivity(land, c=config.criterion_c) for land in landscapes]
+    rows = [coercivity_row(a) for a in analyses]
+    kelvin = system.energy_unit == "K" and system.moment_unit == "mu_B"
+    for row in rows:
+        for key in ("hc_spinodal", "hc_thermal"):
+            value = row[key]
+            row[f"{key}_tesla"] = value / MU_B_OVER_KB if kelvin and value is not None else None
+    temperatures = np.array([row["temperature"] for row in rows])
+    thermal = np.array([np.nan if row["hc_thermal"] is None else row["hc_thermal"] for row in rows])
+    summary: dict[str, Any] = {
+        "complete": True,
+        "out": str(out),
+        "model": {
+            "name": system.name,
+            "kind": config.model.kind,
+            "sites": system.n_sites,
+            "saturation_moment": system.saturation_moment,
+            "energy_unit": system.energy_unit,
+            "moment_unit": system.moment_unit,
+            "field_unit": f"{system.energy_unit} per {system.moment_unit}",
+        },
+        "criterion_c": config.criterion_c,
+        "coercivity": rows,
+        "downward_convex": (
+            downward_convexity(temperatures, thermal) if np.isfinite(thermal).sum() >= 3 else None
+        ),
+        "activation_volume": [
+            {
+                "temperature": a.temperature,
+                "fields": a.va_fields.tolist(),
+                "va": a.va_values.tolist(),
+            }
+            for a in analyses
+        ],
+        "cost": {
+            "trials": int(sum(r["trials"] for r in records)),
+            "seconds": float(sum(r["seconds"] for r in records)),
+            "per_temperature": [
+                {k: r[k] for k in ("temperature", "trials", "seconds", "exchange_acceptance")}
+                for r in records
+            ],
+        },
+        "sampling": config.sampling.model_dump(),
+    }
+    if comm.rank != 0:
+        return summary
+    header = list(rows[0])
+    write_csv(out / "coercivity.csv", header, [[_cell(row[k]) for k in header] for row in rows])
+    write_text_atomic(out / "coercivity.json", json.dumps(_jsonable(summary), indent=2))
+    for curve, analysis in zip(curves, analyses, strict=True):
+        top = analysis.hc_spinodal if np.isfinite(analysis.hc_spinodal) else analysis.field_max
+        fields = np.linspace(0.0, top, config.plot_fields) if np.isfinite(top) else [0.0]
+        figures.plot_free_energy_family(
+            curve, list(fields), out / "figures" / f"free_energy_T{curve.temperature:g}.png"
+        )
+    barriers = [
+        barrier_curve(land, _field_grid(a)) for land, a in zip(landscapes, analyses, strict=True)
+    ]
+    figures.plot_barrier(barriers, out / "figures" / "barrier.png", config.criterion_c)
+    figures.plot_coercivity(rows, out / "figures" / "coercivity.png")
+    return summary
+
+
+def _field_grid(analysis: Any) -> np.ndarray:
+    top = analysis.hc_spinodal if np.isfinite(analysis.hc_spinodal) else analysis.field_max
+    return np.linspace(0.0, top if np.isfinite(top) else 1.0, 41)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "nan" if not np.isfinite(value) else f"{value:.6g}"
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if hasattr(value, "__dataclass_fields__"):
+        return _jsonable(asdict(value))
+    return value
