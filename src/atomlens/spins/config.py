@@ -32,6 +32,9 @@ class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bins: int = Field(64, ge=8, description="bins of M over [-M_s, M_s]")
+    mirror: bool = Field(
+        True, description="sample M >= 0 only and use F(-M) = F(M) (exact without a field)"
+    )
     windows: int = Field(4, ge=1)
     walkers_per_window: int = Field(2, ge=1)
     overlap: float = Field(0.75, gt=0, lt=1)

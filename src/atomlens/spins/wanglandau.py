@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -113,10 +114,23 @@ class Binning:
         )  # fmt: skip
 
     @classmethod
-    def magnetisation(cls, system: SpinSystem, temperature: float, n_bins: int) -> Binning:
-        """``n_bins`` equal bins of ``M`` over ``[-M_s, M_s]`` at ``temperature``."""
+    def magnetisation(
+        cls, system: SpinSystem, temperature: float, n_bins: int, mirror: bool = False
+    ) -> Binning:
+        """``n_bins`` equal bins of ``M`` over ``[-M_s, M_s]`` at ``temperature``.
+
+        With ``mirror`` only the ``n_bins / 2`` bins of ``M >= 0`` are sampled (``n_bins`` must
+        be even): the Hamiltonian without the Zeeman term is even in the spins (exchange,
+        uniaxial anisotropy and even-order Stevens terms), so ``G_T(-M) = G_T(M)`` exactly.
+        """
         ms = system.saturation_moment
         width = 2 * ms / n_bins
+        if mirror:
+            if n_bins % 2:
+                raise SpinModelError(f"mirrored M bins need an even bin count, got {n_bins}")
+            return cls(
+                "magnetisation", m_lo=0.0, m_width=width, n_m=n_bins // 2, temperature=temperature
+            )
         return cls("magnetisation", m_lo=-ms, m_width=width, n_m=n_bins, temperature=temperature)
 
 
@@ -571,11 +585,22 @@ class ReplicaExchangeWangLandau:
                     self.spins[k], self.energy[k], self.magnet[k] = configs[theirs]
 
     # ------------------------------------------------------------------------------- run
-    def run(self, progress: bool = True, resume: bool = True) -> WangLandauResult | None:
+    def run(
+        self,
+        progress: bool = True,
+        resume: bool = True,
+        monitor: Callable[[ReplicaExchangeWangLandau], bool | None] | None = None,
+    ) -> WangLandauResult | None:
         """Sample until every window is done; returns the joined result (None if stopped early).
 
         A run stopped by ``max_seconds`` or a kill resumes from its checkpoint when called
         again with the same model and settings.
+
+        Args:
+            progress: Show a progress bar (rank 0 only).
+            resume: Continue from this rank's checkpoint when there is one.
+            monitor: Called after every chunk of trials (e.g. to record the error against an
+                exact result); returning True stops the run as finished.
         """
         if self.settings.threads:
             numba.set_num_threads(min(self.settings.threads, numba.config.NUMBA_NUM_THREADS))
@@ -596,6 +621,8 @@ class ReplicaExchangeWangLandau:
             while True:
                 local_done = all(self._window_done(k) for k in range(len(self.walker_ids)))
                 if self.comm.allreduce_all(local_done):
+                    break
+                if monitor is not None and self.comm.allreduce_all(bool(monitor(self))):
                     break
                 self._sweep(n_steps)
                 self._update_schedule()
@@ -685,6 +712,8 @@ def join_windows(window_lng: np.ndarray) -> tuple[np.ndarray, list[int]]:
             )
         mismatch = np.abs(np.diff(joined) - np.diff(right))
         mismatch[~slope_ok] = np.inf
+        if joins and np.isfinite(mismatch[joins[-1] + 1 :]).any():
+            mismatch[: joins[-1] + 1] = np.inf  # keep every window's share of the range
         at = int(np.argmin(mismatch))
         shifted = right - right[at] + joined[at]
         joined = np.concatenate([joined[: at + 1], shifted[at + 1 :]])

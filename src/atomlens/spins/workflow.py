@@ -52,7 +52,7 @@ def build_model(config: SpinModelConfig) -> SpinSystem:
 
 def wang_landau_settings(sampling: SamplingConfig) -> WangLandauSettings:
     """The sampler settings of a config section."""
-    return WangLandauSettings(**sampling.model_dump(exclude={"bins"}))
+    return WangLandauSettings(**sampling.model_dump(exclude={"bins", "mirror"}))
 
 
 def sample_free_energy(
@@ -70,7 +70,7 @@ def sample_free_energy(
         when the run stopped at its time limit (run again to continue).
     """
     comm = comm or LocalCommunicator()
-    binning = Binning.magnetisation(system, temperature, sampling.bins)
+    binning = Binning.magnetisation(system, temperature, sampling.bins, mirror=sampling.mirror)
     sampler = ReplicaExchangeWangLandau(
         system, binning, wang_landau_settings(sampling), comm=comm, checkpoint=directory
     )
@@ -86,6 +86,9 @@ def sample_free_energy(
         return None
     free = result.free_energy()
     m = binning.centres / system.saturation_moment
+    if sampling.mirror:  # F(-M) = F(M): the Hamiltonian without Zeeman term is even in s
+        free = np.concatenate([free[::-1], free])
+        m = np.concatenate([-m[::-1], m])
     curve = FreeEnergyCurve(temperature, m, free, system.saturation_moment)
     record = {
         "fingerprint": fingerprint,
@@ -95,8 +98,9 @@ def sample_free_energy(
         "ns_per_trial": 1e9 * result.seconds / max(result.trials, 1),
         "exchange_acceptance": result.exchange_acceptance,
         "joins": result.joins,
-        "visited_bins": int(result.visited.sum()),
-        "bins": binning.n_bins,
+        "visited_bins": int(np.isfinite(free).sum()),
+        "bins": len(free),
+        "mirrored": sampling.mirror,
         "history": result.history,
     }
     if comm.rank == 0:
