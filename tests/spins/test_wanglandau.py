@@ -341,3 +341,27 @@ def _energy(system: SpinSystem, spins: np.ndarray) -> float:
         system.anisotropy_axes,
         system.crystal_field,
     )
+
+
+def test_walkers_starting_outside_the_binned_range_drive_into_their_windows():
+    # all walkers start saturated (M = 3), above the range |M| <= 0.9 M_s; the lowest window
+    # lies at the far end, so the drive has to cross the whole range (this once deadlocked)
+    system = independent_spins(3, 0.5)
+    binning = Binning.magnetisation(system, 0.5, 24, m_max=0.9)
+    result = run(system, binning, windows=2, walkers_per_window=1, lnf_final=1e-5, seed=8)
+    assert result.visited.all()
+    edges = np.linspace(-2.7, 2.7, 25)
+    exact = -0.5 * independent_spins_log_density(3, 0.5, 0.5, edges)
+    difference = result.free_energy() - exact
+    assert np.max(np.abs(difference - difference.mean())) < 0.05
+
+
+def test_magnetisation_range_covers_the_equilibrium_magnetisation():
+    from atomlens.spins.workflow import magnetisation_range
+
+    grain = simple_cubic_grain(4, D=0.2)
+    cold, warm = magnetisation_range(grain, 0.1), magnetisation_range(grain, 1.0)
+    assert 0.95 < cold <= 1.0
+    assert warm < cold  # a hot grain is far from saturation
+    with pytest.raises(SpinModelError, match="m_max"):
+        Binning.magnetisation(grain, 0.5, 20, m_max=1.5)

@@ -32,6 +32,19 @@ class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bins: int = Field(64, ge=8, description="bins of M over [-M_s, M_s]")
+    m_max: float | Literal["auto"] = Field(
+        "auto",
+        description="sample |M| <= m_max M_s; auto: m_eq + 4.5 sigma_m from a Metropolis run "
+        "(nearly saturated states are too rarely hit to flatten)",
+    )
+
+    @field_validator("m_max")
+    @classmethod
+    def _fraction(cls, value: float | str) -> float | str:
+        if value != "auto" and not 0 < float(value) <= 1:
+            raise ValueError("m_max must be 'auto' or lie in (0, 1]")
+        return value
+
     mirror: bool = Field(
         True, description="sample M >= 0 only and use F(-M) = F(M) (exact without a field)"
     )

@@ -112,13 +112,23 @@ def bin_index(energy, magnet, mode, e_lo, e_width, n_e, m_lo, m_width, n_m):
 
 
 @njit(cache=True, inline="always")
-def _accept_wl(state, b_old, b_new, delta_energy, lng_row, mode, inv_temperature, lo, hi):
+def position(energy, magnet, mode, e_lo, e_width, m_lo, m_width, bin_now):
+    """Position of a state in bin units along the sampled axis (beyond the range too)."""
+    if mode == MODE_ENERGY:
+        return (energy - e_lo) / e_width
+    if mode == MODE_MAGNETISATION:
+        return (magnet - m_lo) / m_width
+    return float(bin_now)
+
+
+@njit(cache=True, inline="always")
+def _accept_wl(
+    state, b_old, b_new, pos_old, pos_new, delta_energy, lng_row, mode, inv_temperature, lo, hi
+):
     """Wang-Landau acceptance; a walker outside its window only moves towards it."""
-    if b_new < 0:
-        return False
-    if b_old < lo or b_old >= hi:  # driving into the window: never move away from it
-        centre = 0.5 * (lo + hi - 1)
-        return abs(b_new - centre) <= abs(b_old - centre)
+    if b_old < lo or b_old >= hi:  # driving into the window (from anywhere): never move away
+        centre = 0.5 * (lo + hi)
+        return abs(pos_new - centre) <= abs(pos_old - centre)
     if b_new < lo or b_new >= hi:
         return False
     log_ratio = lng_row[b_old] - lng_row[b_new]
@@ -217,6 +227,7 @@ def heisenberg_wang_landau(
         lng_row = lng[w]
         hist_row = hist[w]
         b_old = bin_index(e_now, m_now, mode, e_lo, e_width, n_e, m_lo, m_width, n_m)
+        pos_old = position(e_now, m_now, mode, e_lo, e_width, m_lo, m_width, b_old)
         for _ in range(n_steps[w]):
             i = integer_below(state, n_sites)
             sx = config[i, 0]
@@ -240,13 +251,17 @@ def heisenberg_wang_landau(
             new_energy = e_now + delta
             new_magnet = m_now + moments[i] * (nz - sz)
             b_new = bin_index(new_energy, new_magnet, mode, e_lo, e_width, n_e, m_lo, m_width, n_m)
-            if _accept_wl(state, b_old, b_new, delta, lng_row, mode, inv_temperature, lo, hi):
+            pos_new = position(new_energy, new_magnet, mode, e_lo, e_width, m_lo, m_width, b_new)
+            if _accept_wl(
+                state, b_old, b_new, pos_old, pos_new, delta, lng_row, mode, inv_temperature, lo, hi
+            ):
                 config[i, 0] = nx
                 config[i, 1] = ny
                 config[i, 2] = nz
                 e_now = new_energy
                 m_now = new_magnet
                 b_old = b_new
+                pos_old = pos_new
             t_now += 1
             if lo <= b_old < hi:
                 if one_over_t[w]:
@@ -304,6 +319,7 @@ def ising_wang_landau(
         lng_row = lng[w]
         hist_row = hist[w]
         b_old = bin_index(e_now, m_now, mode, e_lo, e_width, n_e, m_lo, m_width, n_m)
+        pos_old = position(e_now, m_now, mode, e_lo, e_width, m_lo, m_width, b_old)
         for _ in range(n_steps[w]):
             i = integer_below(state, n_sites)
             field = 0.0
@@ -313,11 +329,15 @@ def ising_wang_landau(
             new_energy = e_now + delta
             new_magnet = m_now - 2.0 * moments[i] * config[i]
             b_new = bin_index(new_energy, new_magnet, mode, e_lo, e_width, n_e, m_lo, m_width, n_m)
-            if _accept_wl(state, b_old, b_new, delta, lng_row, mode, inv_temperature, lo, hi):
+            pos_new = position(new_energy, new_magnet, mode, e_lo, e_width, m_lo, m_width, b_new)
+            if _accept_wl(
+                state, b_old, b_new, pos_old, pos_new, delta, lng_row, mode, inv_temperature, lo, hi
+            ):
                 config[i] = -config[i]
                 e_now = new_energy
                 m_now = new_magnet
                 b_old = b_new
+                pos_old = pos_new
             t_now += 1
             if lo <= b_old < hi:
                 if one_over_t[w]:

@@ -115,15 +115,24 @@ class Binning:
 
     @classmethod
     def magnetisation(
-        cls, system: SpinSystem, temperature: float, n_bins: int, mirror: bool = False
+        cls,
+        system: SpinSystem,
+        temperature: float,
+        n_bins: int,
+        mirror: bool = False,
+        m_max: float = 1.0,
     ) -> Binning:
-        """``n_bins`` equal bins of ``M`` over ``[-M_s, M_s]`` at ``temperature``.
+        """``n_bins`` equal bins of ``M`` over ``[-m_max M_s, m_max M_s]`` at ``temperature``.
 
         With ``mirror`` only the ``n_bins / 2`` bins of ``M >= 0`` are sampled (``n_bins`` must
         be even): the Hamiltonian without the Zeeman term is even in the spins (exchange,
         uniaxial anisotropy and even-order Stevens terms), so ``G_T(-M) = G_T(M)`` exactly.
+        ``m_max < 1`` leaves out the nearly saturated states: their phase-space volume vanishes
+        as ``(1 - m)^(N - 1)``, so single-spin moves reach the last bin too rarely to flatten it.
         """
-        ms = system.saturation_moment
+        if not 0.0 < m_max <= 1.0:
+            raise SpinModelError(f"m_max must lie in (0, 1], got {m_max}")
+        ms = system.saturation_moment * m_max
         width = 2 * ms / n_bins
         if mirror:
             if n_bins % 2:

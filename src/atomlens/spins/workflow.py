@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from atomlens.files import write_csv, write_text_atomic
+from atomlens.spins import kernels
 from atomlens.spins.config import CoercivityConfig, SamplingConfig, SpinModelConfig
 from atomlens.spins.landscape import (
     DEFAULT_SMOOTHING,
@@ -26,6 +27,7 @@ from atomlens.spins.landscape import (
     smooth_curve,
 )
 from atomlens.spins.parallel import Communicator, LocalCommunicator
+from atomlens.spins.rng import seed_states
 from atomlens.spins.system import SpinModelError, SpinSystem
 from atomlens.spins.wanglandau import (
     Binning,
@@ -52,7 +54,47 @@ def build_model(config: SpinModelConfig) -> SpinSystem:
 
 def wang_landau_settings(sampling: SamplingConfig) -> WangLandauSettings:
     """The sampler settings of a config section."""
-    return WangLandauSettings(**sampling.model_dump(exclude={"bins", "mirror"}))
+    return WangLandauSettings(**sampling.model_dump(exclude={"bins", "mirror", "m_max"}))
+
+
+def magnetisation_range(
+    system: SpinSystem, temperature: float, seed: int = 0, sweeps: int = 2000
+) -> float:
+    """Upper end of the sampled ``|m|``: the largest ``|m|`` of a zero-field Metropolis run.
+
+    Two walkers start saturated along +z; the second half of ``sweeps`` is recorded (2,000
+    correlated values). The upper tail of ``P(m)`` is thin (``|m| <= 1``): beyond the largest
+    value seen, ``F`` lies many ``k_B T`` above the minimum, which does not matter for the
+    barriers, and there the density of states falls so steeply that single-spin moves would
+    take very long to flatten it.
+    """
+    if system.ising:
+        return 1.0
+    walkers = 2
+    spins = np.zeros((walkers, system.n_sites, 3))
+    spins[:, :, 2] = 1.0
+    energy = np.zeros(walkers)  # only differences matter here
+    magnet = np.full(walkers, system.saturation_moment)
+    rng = seed_states(seed + 104729, walkers)
+    accepted = np.zeros(walkers, dtype=np.int64)
+    args = (
+        system.exchange_indptr,
+        system.exchange_indices,
+        system.exchange_values,
+        system.moments,
+        system.anisotropy,
+        system.anisotropy_axes,
+        system.crystal_field,
+    )
+    samples = []
+    for sweep in range(sweeps):
+        kernels.heisenberg_metropolis(
+            spins, energy, magnet, rng, system.n_sites, 1.0 / temperature, 0.0, *args, 0.5,
+            accepted,
+        )  # fmt: skip
+        if sweep >= sweeps // 2:
+            samples.append(np.abs(magnet) / system.saturation_moment)
+    return float(min(1.0, np.max(samples)))
 
 
 def sample_free_energy(
@@ -70,7 +112,14 @@ def sample_free_energy(
         when the run stopped at its time limit (run again to continue).
     """
     comm = comm or LocalCommunicator()
-    binning = Binning.magnetisation(system, temperature, sampling.bins, mirror=sampling.mirror)
+    m_max = (
+        magnetisation_range(system, temperature, seed=sampling.seed)
+        if sampling.m_max == "auto"
+        else float(sampling.m_max)
+    )
+    binning = Binning.magnetisation(
+        system, temperature, sampling.bins, mirror=sampling.mirror, m_max=m_max
+    )
     sampler = ReplicaExchangeWangLandau(
         system, binning, wang_landau_settings(sampling), comm=comm, checkpoint=directory
     )
@@ -101,6 +150,7 @@ def sample_free_energy(
         "visited_bins": int(np.isfinite(free).sum()),
         "bins": len(free),
         "mirrored": sampling.mirror,
+        "m_max": m_max,
         "history": result.history,
     }
     if comm.rank == 0:
