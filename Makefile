@@ -40,6 +40,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_graphs.py --crystals $(DATA)
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_spins.py throughput
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -27,3 +27,13 @@ def test_diffusion_example_runs(capsys):
     out = capsys.readouterr().out
     ea = float(out.split("Ea = ")[1].split()[0])
     assert abs(ea - 0.30) < 0.03
+
+
+def test_coercivity_example_runs(capsys):
+    runpy.run_path(str(EXAMPLES / "coercivity_grain.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert [float(row[0]) for row in rows] == [0.1, 0.2, 0.3]
+    spinodal = [float(row[2]) for row in rows]
+    # below the Stoner-Wohlfarth field of a coherent macrospin (2D = 0.6 J), above zero
+    assert all(0.2 < value < 0.6 for value in spinodal)

@@ -19,13 +19,14 @@ def write_config(tmp_path, **changes):
     config = {
         "out": str(tmp_path / "run"),
         "model": {"kind": "simple_cubic", "params": {"L": 2, "J": 1.0, "D": ANISOTROPY}},
-        "temperatures": [0.05, 0.1, 0.2],
+        "temperatures": [0.1, 0.2, 0.3],
         "sampling": {
             "bins": 32,
             "windows": 2,
             "walkers_per_window": 1,
             "lnf_final": 1e-4,
             "threads": 1,
+            "m_max": 1.0,  # 8 strongly coupled spins reach saturation easily
         },
         "smoothing": 5,
     }
@@ -41,7 +42,7 @@ def test_coercivity_command_writes_tables_and_figures(tmp_path, capsys):
     out = tmp_path / "run"
     summary = json.loads((out / "coercivity.json").read_text())
     rows = summary["coercivity"]
-    assert [row["temperature"] for row in rows] == [0.05, 0.1, 0.2]
+    assert [row["temperature"] for row in rows] == [0.1, 0.2, 0.3]
     spinodal = np.array([row["hc_spinodal"] for row in rows], dtype=float)
     # a 2x2x2 cluster with strong exchange reverses almost coherently: the Stoner-Wohlfarth
     # field 2D per unit moment bounds the spinodal, which thermal fluctuations lower
@@ -55,7 +56,7 @@ def test_coercivity_command_writes_tables_and_figures(tmp_path, capsys):
     assert np.all(barrier < 8 * ANISOTROPY * 1.05) and np.all(barrier > 0)
     for name in ("coercivity.csv", "figures/coercivity.png", "figures/barrier.png"):
         assert (out / name).stat().st_size > 0
-    for t in (0.05, 0.1, 0.2):
+    for t in (0.1, 0.2, 0.3):
         table = np.genfromtxt(out / f"T_{t:g}" / "free_energy.csv", delimiter=",", names=True)
         assert len(table) == 32
         assert (out / "figures" / f"free_energy_T{t:g}.png").exists()
@@ -77,11 +78,11 @@ def test_full_range_is_symmetric_and_agrees_with_the_mirrored_half(tmp_path):
     half, _ = sample_free_energy(system, 0.1, config.sampling, tmp_path / "half", progress=False)
     assert record["visited_bins"] == 32 and not record["mirrored"]
     np.testing.assert_allclose(full.m, half.m)
-    scale = np.ptp(full.free_energy)
+    scale = np.nanmax(full.free_energy) - np.nanmin(full.free_energy)
     # time-reversal symmetry F(M) = F(-M) holds for the full-range estimate within its noise,
-    assert np.max(np.abs(full.free_energy - full.free_energy[::-1])) < 0.1 * scale
+    assert np.nanmax(np.abs(full.free_energy - full.free_energy[::-1])) < 0.1 * scale
     # and the mirrored half-range run (half the cost) gives the same landscape
-    assert np.max(np.abs(full.free_energy - half.free_energy)) < 0.1 * scale
+    assert np.nanmax(np.abs(full.free_energy - half.free_energy)) < 0.1 * scale
 
 
 def test_stopped_run_reports_and_resumes(tmp_path, capsys):

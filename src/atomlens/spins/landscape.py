@@ -17,9 +17,10 @@ Stationary points (see :func:`barrier`):
   the data) and interpolated by a not-a-knot cubic spline, which reproduces polynomials up to
   cubic order exactly. Extrema of ``F_H`` are the sign changes of the spline derivative
   ``F_0'(m) + H M_s``, refined by root finding (sub-bin precision).
-* The first and the last visited bin are the ends of the ``m`` range: an end counts as a
-  (boundary) minimum when ``F_H`` increases away from it, as for a single macrospin whose
-  minimum sits at ``m = 1``. Ends of a visited run next to unvisited bins are never minima.
+* Only the first and the last bin of the whole ``m`` grid are ends of the range: there, a
+  visited end counts as a (boundary) minimum when ``F_H`` increases away from it, as for a
+  single macrospin whose minimum sits at ``m = 1``. Ends of a visited run next to unvisited
+  bins (a gap, or unsampled bins at the top) are never minima: ``F`` may keep falling there.
 * Pairs of neighbouring extrema that differ by at most ``tolerance`` in ``F_H`` are cancelled
   (1-D persistence simplification), which removes wiggles left by sampling noise.
 * The metastable minimum ``m_min`` is the valid minimum with the largest ``m``; it must lie
@@ -437,7 +438,6 @@ def smooth_curve(
     spans = [(a, b) for a, b in _runs(finite) if b - a >= _MIN_RUN]
     if not spans:
         raise SpinModelError("no run of at least 3 consecutive visited bins")
-    first, last = int(np.flatnonzero(finite)[0]), int(np.flatnonzero(finite)[-1])
     runs: list[_Run] = []
     resid: list[np.ndarray] = []
     for a, b in spans:
@@ -448,7 +448,9 @@ def smooth_curve(
         dspline = spline.derivative()
         steps = np.linspace(0.0, 1.0, _REFINE + 1)[:-1]
         fine = np.concatenate([(m[:-1, None] + np.diff(m)[:, None] * steps).ravel(), m[-1:]])
-        runs.append(_Run(m, spline, dspline, fine, dspline(fine), a == first, b - 1 == last))
+        # only an end of the whole bin range can be a boundary minimum: next to unvisited
+        # (masked) bins F may keep falling
+        runs.append(_Run(m, spline, dspline, fine, dspline(fine), a == 0, b == len(finite)))
     noise = float(np.sqrt(np.mean(np.concatenate(resid) ** 2)))
     tol = 2.0 * noise if tolerance is None else float(tolerance)
     if tol < 0:
@@ -607,6 +609,11 @@ def coercivity(
         field_max=hmax,
     )
     if not at0.resolved:
+        if "reversed" not in at0.reason:
+            # not a physical zero (no metastable state) but a landscape the visited bins do
+            # not resolve, e.g. a minimum beyond the sampled range: report no value
+            result.hc_spinodal = math.nan
+            result.hc_thermal = math.nan
         return result
 
     # spinodal: first unresolved field of the scan, then bisection

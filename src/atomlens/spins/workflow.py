@@ -138,6 +138,13 @@ def sample_free_energy(
     if sampling.mirror:  # F(-M) = F(M): the Hamiltonian without Zeeman term is even in s
         free = np.concatenate([free[::-1], free])
         m = np.concatenate([-m[::-1], m])
+    if m_max < 1.0:
+        # the states beyond m_max were not sampled: one masked bin at each end says so, so a
+        # free energy still falling at the range end is no minimum (the analysis reports it
+        # as unresolved instead of a spinodal pinned to the cut)
+        edge = min(1.0, m[-1] + binning.m_width / system.saturation_moment)
+        m = np.concatenate([[-edge], m, [edge]])
+        free = np.concatenate([[np.nan], free, [np.nan]])
     curve = FreeEnergyCurve(temperature, m, free, system.saturation_moment)
     record = {
         "fingerprint": fingerprint,
