@@ -213,8 +213,10 @@ def run_coercivity(
         for key in ("hc_spinodal", "hc_thermal"):
             value = row[key]
             row[f"{key}_tesla"] = value / MU_B_OVER_KB if kelvin and value is not None else None
-    temperatures = np.array([row["temperature"] for row in rows])
-    thermal = np.array([np.nan if row["hc_thermal"] is None else row["hc_thermal"] for row in rows])
+    # convexity of the thermal H_c(T) where it is positive (a clipped zero is not a value)
+    positive = [row for row in rows if row["hc_thermal"] is not None and row["hc_thermal"] > 0]
+    temperatures = np.array([row["temperature"] for row in positive])
+    thermal = np.array([row["hc_thermal"] for row in positive])
     summary: dict[str, Any] = {
         "complete": True,
         "out": str(out),
@@ -230,7 +232,7 @@ def run_coercivity(
         "criterion_c": config.criterion_c,
         "coercivity": rows,
         "downward_convex": (
-            downward_convexity(temperatures, thermal) if np.isfinite(thermal).sum() >= 3 else None
+            downward_convexity(temperatures, thermal) if len(positive) >= 3 else None
         ),
         "activation_volume": [
             {
