@@ -272,15 +272,7 @@ def test_metropolis_heisenberg_chain_energy_matches_exact():
     magnet = spins[:, :, 2].sum(axis=1)
     rng = seed_states(3, walkers)
     accepted = np.zeros(walkers, dtype=np.int64)
-    args = (
-        system.exchange_indptr,
-        system.exchange_indices,
-        system.exchange_values,
-        system.moments,
-        system.anisotropy,
-        system.anisotropy_axes,
-        system.crystal_field,
-    )
+    args = system.kernel_arrays()
     kernels.heisenberg_metropolis(spins, energy, magnet, rng, 20_000, 1 / temperature, 0.0,
                                   *args, 0.8, accepted)  # fmt: skip
     samples = []

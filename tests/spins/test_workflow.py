@@ -91,7 +91,7 @@ def test_stopped_run_reports_and_resumes(tmp_path, capsys):
         main(["coercivity", str(path), "--no-progress", "--set", "sampling.max_seconds=1e-6"]) == 0
     )
     assert "run the same command again" in capsys.readouterr().err
-    assert (tmp_path / "run" / "T_0.1" / "rewl_rank0.npz").exists()
+    assert (tmp_path / "run" / "T_0.1" / "range0" / "rewl_rank0.npz").exists()
     assert not (tmp_path / "run" / "coercivity.json").exists()
     assert main(["coercivity", str(path), "--no-progress"]) == 0
     assert (tmp_path / "run" / "coercivity.json").exists()
@@ -116,3 +116,18 @@ def test_bad_model_parameter_is_a_clear_error(tmp_path, capsys):
     path = write_config(tmp_path, model={"kind": "simple_cubic", "params": {"L": 2, "K": 1}})
     assert main(["coercivity", str(path)]) == 1
     assert "simple_cubic" in capsys.readouterr().err
+
+
+def test_range_is_widened_while_the_free_energy_falls_at_its_edge(tmp_path):
+    config = load_coercivity_config(write_config(tmp_path))
+    system = build_model(config.model)
+    # the 8-spin grain's minimum lies near m = 0.99 at T = 0.1: a range cut at 0.4 is widened
+    # twice (0.4 -> 0.6 -> 0.733) and the minimum is still beyond it, so it stays unresolved
+    sampling = config.sampling.model_copy(update={"m_max": 0.4})
+    curve, record = sample_free_energy(system, 0.1, sampling, tmp_path / "cut", progress=False)
+    np.testing.assert_allclose(record["ranges_tried"], [0.4, 0.6, 0.6 + 0.4 / 3])
+    assert np.isnan(curve.free_energy[[0, -1]]).all()  # the unsampled ends are masked
+    assert np.nanargmin(curve.free_energy[curve.m > 0]) >= (curve.m > 0).sum() - 3
+    single = config.sampling.model_copy(update={"m_max": 0.4, "extend_range": 0})
+    _, record = sample_free_energy(system, 0.1, single, tmp_path / "once", progress=False)
+    assert record["ranges_tried"] == [0.4]

@@ -45,6 +45,9 @@ class SamplingConfig(BaseModel):
             raise ValueError("m_max must be 'auto' or lie in (0, 1]")
         return value
 
+    extend_range: int = Field(
+        2, ge=0, description="rerun with a wider |m| range when F still falls at its edge"
+    )
     mirror: bool = Field(
         True, description="sample M >= 0 only and use F(-M) = F(M) (exact without a field)"
     )

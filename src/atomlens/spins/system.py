@@ -86,6 +86,22 @@ class SpinSystem:
         """Number of spins."""
         return len(self.positions)
 
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """The model as the kernels take it: CSR exchange, moments, anisotropy, crystal field.
+
+        Returns:
+            ``(indptr, indices, values, moments, anisotropy, anisotropy_axes, crystal_field)``.
+        """
+        return (
+            self.exchange_indptr,
+            self.exchange_indices,
+            self.exchange_values,
+            self.moments,
+            self.anisotropy,
+            self.anisotropy_axes,
+            self.crystal_field,
+        )
+
     @property
     def saturation_moment(self) -> float:
         """``M_s = sum_i mu_i``, the largest possible ``M``."""

@@ -475,6 +475,11 @@ class ReplicaExchangeWangLandau:
             )
         )
 
+    def finished(self) -> bool:
+        """True when every window (on every rank) has reached ``lnf_final``."""
+        local = all(self._window_done(k) for k in range(len(self.walker_ids)))
+        return self.comm.allreduce_all(local)
+
     def _inside(self, k: int) -> bool:
         return bool(self.window_lo[k] <= self._current_bin(k) < self.window_hi[k])
 
@@ -628,8 +633,7 @@ class ReplicaExchangeWangLandau:
         )
         try:
             while True:
-                local_done = all(self._window_done(k) for k in range(len(self.walker_ids)))
-                if self.comm.allreduce_all(local_done):
+                if self.finished():
                     break
                 if monitor is not None and self.comm.allreduce_all(bool(monitor(self))):
                     break

@@ -54,7 +54,9 @@ def build_model(config: SpinModelConfig) -> SpinSystem:
 
 def wang_landau_settings(sampling: SamplingConfig) -> WangLandauSettings:
     """The sampler settings of a config section."""
-    return WangLandauSettings(**sampling.model_dump(exclude={"bins", "mirror", "m_max"}))
+    return WangLandauSettings(
+        **sampling.model_dump(exclude={"bins", "mirror", "m_max", "extend_range"})
+    )
 
 
 def magnetisation_range(
@@ -77,15 +79,7 @@ def magnetisation_range(
     magnet = np.full(walkers, system.saturation_moment)
     rng = seed_states(seed + 104729, walkers)
     accepted = np.zeros(walkers, dtype=np.int64)
-    args = (
-        system.exchange_indptr,
-        system.exchange_indices,
-        system.exchange_values,
-        system.moments,
-        system.anisotropy,
-        system.anisotropy_axes,
-        system.crystal_field,
-    )
+    args = system.kernel_arrays()
     samples = []
     for sweep in range(sweeps):
         kernels.heisenberg_metropolis(
@@ -117,22 +111,49 @@ def sample_free_energy(
         if sampling.m_max == "auto"
         else float(sampling.m_max)
     )
-    binning = Binning.magnetisation(
-        system, temperature, sampling.bins, mirror=sampling.mirror, m_max=m_max
-    )
-    sampler = ReplicaExchangeWangLandau(
-        system, binning, wang_landau_settings(sampling), comm=comm, checkpoint=directory
-    )
     record_path = directory / "sampling.json"
     table_path = directory / "free_energy.csv"
-    fingerprint = sampler.fingerprint()
-    if record_path.exists() and table_path.exists():
-        record = json.loads(record_path.read_text())
-        if record.get("fingerprint") == fingerprint:
-            return _read_curve(table_path, temperature, system.saturation_moment), record
-    result = sampler.run(progress=progress)
-    if result is None:
-        return None
+    attempts: list[dict[str, Any]] = []
+    previous: tuple[Any, Binning, float] | None = None
+    fingerprint = ""
+    for attempt in range(sampling.extend_range + 1):
+        binning = Binning.magnetisation(
+            system, temperature, sampling.bins, mirror=sampling.mirror, m_max=m_max
+        )
+        sampler = ReplicaExchangeWangLandau(
+            system,
+            binning,
+            wang_landau_settings(sampling),
+            comm=comm,
+            checkpoint=directory / f"range{attempt}",
+        )
+        if attempt == 0:
+            fingerprint = sampler.fingerprint()
+            if record_path.exists() and table_path.exists():
+                record = json.loads(record_path.read_text())
+                if record.get("fingerprint") == fingerprint:
+                    return _read_curve(table_path, temperature, system.saturation_moment), record
+        budget = 4 * attempts[0]["trials"] if attempts else None  # for a wider range
+        result = sampler.run(progress=progress, monitor=_over_budget(budget))
+        if result is None:
+            return None
+        if previous is not None and not sampler.finished():
+            # the wider range does not flatten in 4x the first run's trials (its top bins are
+            # too rarely reached): keep the previous range, whose edge stays masked
+            attempts.append(
+                {"m_max": m_max, "trials": result.trials, "seconds": result.seconds,
+                 "abandoned": True}
+            )  # fmt: skip
+            result, binning, m_max = previous
+            break
+        previous = (result, binning, m_max)
+        attempts.append({"m_max": m_max, "trials": result.trials, "seconds": result.seconds})
+        positive = result.free_energy()[binning.centres > 0]
+        lowest = int(np.nanargmin(positive))
+        if m_max >= 1.0 or lowest < len(positive) - 2:
+            break
+        # F still falls at the sampled edge: the minimum lies beyond m_max; widen the range
+        m_max = min(1.0, m_max + (1.0 - m_max) / 3.0)
     free = result.free_energy()
     m = binning.centres / system.saturation_moment
     if sampling.mirror:  # F(-M) = F(M): the Hamiltonian without Zeeman term is even in s
@@ -149,9 +170,11 @@ def sample_free_energy(
     record = {
         "fingerprint": fingerprint,
         "temperature": temperature,
-        "trials": result.trials,
-        "seconds": result.seconds,
+        "trials": sum(a["trials"] for a in attempts),
+        "seconds": sum(a["seconds"] for a in attempts),
         "ns_per_trial": 1e9 * result.seconds / max(result.trials, 1),
+        "ranges_tried": [a["m_max"] for a in attempts],
+        "ranges_abandoned": [a["m_max"] for a in attempts if a.get("abandoned")],
         "exchange_acceptance": result.exchange_acceptance,
         "joins": result.joins,
         "visited_bins": int(np.isfinite(free).sum()),
@@ -168,6 +191,13 @@ def sample_free_energy(
         write_csv(table_path, ["m", "M", "F", "visited"], rows)
         write_text_atomic(record_path, json.dumps(record, indent=2))
     return curve, record
+
+
+def _over_budget(trials: int | None):
+    """A REWL monitor that stops a run once it has spent ``trials`` (None: never)."""
+    if trials is None:
+        return None
+    return lambda sampler: int(sampler.trials.sum()) > trials
 
 
 def _fmt(value: float) -> str:
