@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from atomlens.errors import DataError
 from atomlens.models.scann import ScannConfig
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class SplitConfig(BaseModel):
@@ -85,8 +87,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(path: Path | str, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config, apply overrides and validate it (clear errors for bad keys)."""
+def read_yaml_config(path: Path | str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML mapping with ``--set`` overrides applied; errors name the file."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -96,16 +98,26 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> TrainCo
         raise DataError(f"'{path}' is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise DataError(f"'{path}' must hold a mapping at the top level")
-    return validate_config(apply_overrides(raw, overrides or []), str(path))
+    return apply_overrides(raw, overrides or [])
 
 
-def validate_config(raw: dict[str, Any], where: str = "config") -> TrainConfig:
-    """Validate a config dict, turning pydantic's errors into one readable DataError."""
+def validate_model(model: type[ModelT], raw: dict[str, Any], where: str) -> ModelT:
+    """Validate ``raw`` as ``model``, turning pydantic's errors into one readable DataError."""
     try:
-        return TrainConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise DataError(f"invalid configuration in '{where}':\n" + "\n".join(lines)) from None
+
+
+def load_config(path: Path | str, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config, apply overrides and validate it (clear errors for bad keys)."""
+    return validate_config(read_yaml_config(path, overrides), str(path))
+
+
+def validate_config(raw: dict[str, Any], where: str = "config") -> TrainConfig:
+    """Validate a training config dict (see :func:`validate_model`)."""
+    return validate_model(TrainConfig, raw, where)
 
 
 def dump_config(config: TrainConfig) -> str:

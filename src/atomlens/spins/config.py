@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from atomlens.config import apply_overrides
-from atomlens.errors import DataError
+from atomlens.config import read_yaml_config, validate_model
 
 
 class SpinModelConfig(BaseModel):
@@ -92,18 +90,4 @@ def load_coercivity_config(
     path: Path | str, overrides: list[str] | None = None
 ) -> CoercivityConfig:
     """Read and validate a coercivity config; errors name the file and the bad keys."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise DataError(f"config file not found: '{path}'") from None
-    except yaml.YAMLError as exc:
-        raise DataError(f"'{path}' is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"'{path}' must hold a mapping at the top level")
-    raw = apply_overrides(raw, overrides or [])
-    try:
-        return CoercivityConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise DataError(f"invalid configuration in '{path}':\n" + "\n".join(lines)) from None
+    return validate_model(CoercivityConfig, read_yaml_config(path, overrides), str(path))

@@ -167,6 +167,30 @@ def _propose_direction(state, sx, sy, sz, step_size):
     return nx / norm, ny / norm, nz / norm
 
 
+@njit(cache=True, inline="always")
+def _heisenberg_trial(state, config, i, indptr, indices, jvals, anisotropy, axes, cf, step_size):
+    """A trial direction for spin ``i`` and the energy change it would cause."""
+    sx = config[i, 0]
+    sy = config[i, 1]
+    sz = config[i, 2]
+    nx, ny, nz = _propose_direction(state, sx, sy, sz, step_size)
+    hx = 0.0
+    hy = 0.0
+    hz = 0.0
+    for k in range(indptr[i], indptr[i + 1]):
+        j = indices[k]
+        hx += jvals[k] * config[j, 0]
+        hy += jvals[k] * config[j, 1]
+        hz += jvals[k] * config[j, 2]
+    delta = -((nx - sx) * hx + (ny - sy) * hy + (nz - sz) * hz)
+    ax = axes[i, 0]
+    ay = axes[i, 1]
+    az = axes[i, 2]
+    delta += onsite_energy(nx, ny, nz, anisotropy[i], ax, ay, az, cf[i])
+    delta -= onsite_energy(sx, sy, sz, anisotropy[i], ax, ay, az, cf[i])
+    return nx, ny, nz, delta
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def heisenberg_wang_landau(
     spins,
@@ -230,24 +254,10 @@ def heisenberg_wang_landau(
         pos_old = position(e_now, m_now, mode, e_lo, e_width, m_lo, m_width, b_old)
         for _ in range(n_steps[w]):
             i = integer_below(state, n_sites)
-            sx = config[i, 0]
-            sy = config[i, 1]
             sz = config[i, 2]
-            nx, ny, nz = _propose_direction(state, sx, sy, sz, step_size)
-            hx = 0.0
-            hy = 0.0
-            hz = 0.0
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
-                hx += jvals[k] * config[j, 0]
-                hy += jvals[k] * config[j, 1]
-                hz += jvals[k] * config[j, 2]
-            delta = -((nx - sx) * hx + (ny - sy) * hy + (nz - sz) * hz)
-            ax = axes[i, 0]
-            ay = axes[i, 1]
-            az = axes[i, 2]
-            delta += onsite_energy(nx, ny, nz, anisotropy[i], ax, ay, az, cf[i])
-            delta -= onsite_energy(sx, sy, sz, anisotropy[i], ax, ay, az, cf[i])
+            nx, ny, nz, delta = _heisenberg_trial(
+                state, config, i, indptr, indices, jvals, anisotropy, axes, cf, step_size
+            )
             new_energy = e_now + delta
             new_magnet = m_now + moments[i] * (nz - sz)
             b_new = bin_index(new_energy, new_magnet, mode, e_lo, e_width, n_e, m_lo, m_width, n_m)
@@ -383,24 +393,10 @@ def heisenberg_metropolis(
         n_accepted = 0
         for _ in range(n_steps):
             i = integer_below(state, n_sites)
-            sx = config[i, 0]
-            sy = config[i, 1]
             sz = config[i, 2]
-            nx, ny, nz = _propose_direction(state, sx, sy, sz, step_size)
-            hx = 0.0
-            hy = 0.0
-            hz = 0.0
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
-                hx += jvals[k] * config[j, 0]
-                hy += jvals[k] * config[j, 1]
-                hz += jvals[k] * config[j, 2]
-            delta = -((nx - sx) * hx + (ny - sy) * hy + (nz - sz) * hz)
-            ax = axes[i, 0]
-            ay = axes[i, 1]
-            az = axes[i, 2]
-            delta += onsite_energy(nx, ny, nz, anisotropy[i], ax, ay, az, cf[i])
-            delta -= onsite_energy(sx, sy, sz, anisotropy[i], ax, ay, az, cf[i])
+            nx, ny, nz, delta = _heisenberg_trial(
+                state, config, i, indptr, indices, jvals, anisotropy, axes, cf, step_size
+            )
             delta_magnet = moments[i] * (nz - sz)
             log_ratio = -(delta - field * delta_magnet) * inv_temperature
             if log_ratio >= 0.0 or uniform(state) < np.exp(log_ratio):

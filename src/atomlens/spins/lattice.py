@@ -316,21 +316,10 @@ def ising_square(L: int, J: float = 1.0) -> SpinSystem:
     pj = np.concatenate([np.roll(index, -1, axis=0).ravel(), np.roll(index, -1, axis=1).ravel()])
     indptr, indices, values = exchange_csr(L * L, pi, pj, np.full(len(pi), J))
     xy = np.indices((L, L)).reshape(2, -1).T
-    n = L * L
-    return SpinSystem(
-        positions=np.column_stack([xy, np.zeros(n)]),
-        site_types=np.zeros(n, dtype=np.int64),
-        type_names=("spin",),
-        moments=np.ones(n),
-        exchange_indptr=indptr,
-        exchange_indices=indices,
-        exchange_values=values,
-        anisotropy=np.zeros(n),
-        anisotropy_axes=np.tile(_Z_AXIS, (n, 1)),
-        crystal_field=np.zeros((n, len(STEVENS_TERMS))),
+    return _plain_system(
+        np.column_stack([xy, np.zeros(L * L)]),
+        (indptr, indices, values),
         ising=True,
-        energy_unit="J",
-        moment_unit="mu",
         name=f"Ising square {L}x{L} (periodic)",
         metadata={"L": L, "periodic": True},
     )
@@ -353,9 +342,22 @@ def heisenberg_chain(n: int, J: float = 1.0) -> SpinSystem:
         raise SpinModelError(f"heisenberg_chain: n must be an integer >= 2, got {n!r}")
     J = _finite(J, "heisenberg_chain: J")
     pi = np.arange(n - 1)
-    indptr, indices, values = exchange_csr(n, pi, pi + 1, np.full(n - 1, J))
+    csr = exchange_csr(n, pi, pi + 1, np.full(n - 1, J))
+    positions = np.column_stack([np.arange(n, dtype=np.float64), np.zeros(n), np.zeros(n)])
+    return _plain_system(
+        positions, csr, ising=False, name=f"open Heisenberg chain n={n}",
+        metadata={"periodic": False},
+    )  # fmt: skip
+
+
+def _plain_system(
+    positions: np.ndarray, csr: tuple, ising: bool, name: str, metadata: dict
+) -> SpinSystem:
+    """Unit moments of one type, exchange only (no anisotropy), reduced units."""
+    n = len(positions)
+    indptr, indices, values = csr
     return SpinSystem(
-        positions=np.column_stack([np.arange(n, dtype=np.float64), np.zeros(n), np.zeros(n)]),
+        positions=positions,
         site_types=np.zeros(n, dtype=np.int64),
         type_names=("spin",),
         moments=np.ones(n),
@@ -365,10 +367,11 @@ def heisenberg_chain(n: int, J: float = 1.0) -> SpinSystem:
         anisotropy=np.zeros(n),
         anisotropy_axes=np.tile(_Z_AXIS, (n, 1)),
         crystal_field=np.zeros((n, len(STEVENS_TERMS))),
+        ising=ising,
         energy_unit="J",
         moment_unit="mu",
-        name=f"open Heisenberg chain n={n}",
-        metadata={"periodic": False},
+        name=name,
+        metadata=metadata,
     )
 
 

@@ -65,6 +65,10 @@ class Binning:
         if self.mode == "magnetisation" and not self.temperature > 0:
             raise SpinModelError("the magnetisation mode needs a positive temperature")
 
+    def kernel_bins(self) -> tuple[float, float, int, float, float, int]:
+        """``(e_lo, e_width, n_e, m_lo, m_width, n_m)`` as the kernels take them."""
+        return (self.e_lo, self.e_width, self.n_e, self.m_lo, self.m_width, self.n_m)
+
     @property
     def n_bins(self) -> int:
         """Number of global bins."""
@@ -433,12 +437,7 @@ class ReplicaExchangeWangLandau:
             steps,
             MODES[b.mode],
             1.0 / b.temperature if b.temperature > 0 else 0.0,
-            b.e_lo,
-            b.e_width,
-            b.n_e,
-            b.m_lo,
-            b.m_width,
-            b.n_m,
+            *b.kernel_bins(),
             s.exchange_indptr,
             s.exchange_indices,
             s.exchange_values,
@@ -462,17 +461,7 @@ class ReplicaExchangeWangLandau:
     def _current_bin(self, k: int) -> int:
         b = self.binning
         return int(
-            kernels.bin_index(
-                self.energy[k],
-                self.magnet[k],
-                MODES[b.mode],
-                b.e_lo,
-                b.e_width,
-                b.n_e,
-                b.m_lo,
-                b.m_width,
-                b.n_m,
-            )
+            kernels.bin_index(self.energy[k], self.magnet[k], MODES[b.mode], *b.kernel_bins())
         )
 
     def finished(self) -> bool:
