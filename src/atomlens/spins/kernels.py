@@ -138,6 +138,21 @@ def _accept_wl(
 
 
 @njit(cache=True, inline="always")
+def _record_visit(b, lo, hi, one_over_t, t, lnf, lng_row, hist_row):
+    """Add ``ln f`` and a histogram count at bin ``b`` if it is inside the window.
+
+    Returns:
+        ``ln f`` after the visit (``min(ln f, 1/t)`` in the 1/t stage, ``t`` per window bin).
+    """
+    if lo <= b < hi:
+        if one_over_t:
+            lnf = min(lnf, (hi - lo) / t)
+        lng_row[b] += lnf
+        hist_row[b] += 1
+    return lnf
+
+
+@njit(cache=True, inline="always")
 def _unit_vector(state):
     """A uniform random unit vector (Marsaglia 1972: no trigonometric calls)."""
     while True:
@@ -236,7 +251,7 @@ def heisenberg_wang_landau(
             for mode 1.
         e_lo, e_width, n_e, m_lo, m_width, n_m: Binning of E and M.
         indptr, indices, jvals, moments, anisotropy, axes, cf: The model (SpinSystem arrays).
-        step_size: Width of the Gaussian trial step (0: uniform proposals only).
+        step_size: Size of the small trial step ``s + step * u`` (0: uniform proposals only).
     """
     n_walkers, n_sites, _ = spins.shape
     for w in prange(n_walkers):
@@ -273,11 +288,7 @@ def heisenberg_wang_landau(
                 b_old = b_new
                 pos_old = pos_new
             t_now += 1
-            if lo <= b_old < hi:
-                if one_over_t[w]:
-                    lnf_now = min(lnf_now, (hi - lo) / t_now)
-                lng_row[b_old] += lnf_now
-                hist_row[b_old] += 1
+            lnf_now = _record_visit(b_old, lo, hi, one_over_t[w], t_now, lnf_now, lng_row, hist_row)
         energy[w] = e_now
         magnet[w] = m_now
         trials[w] = t_now
@@ -349,11 +360,7 @@ def ising_wang_landau(
                 b_old = b_new
                 pos_old = pos_new
             t_now += 1
-            if lo <= b_old < hi:
-                if one_over_t[w]:
-                    lnf_now = min(lnf_now, (hi - lo) / t_now)
-                lng_row[b_old] += lnf_now
-                hist_row[b_old] += 1
+            lnf_now = _record_visit(b_old, lo, hi, one_over_t[w], t_now, lnf_now, lng_row, hist_row)
         energy[w] = e_now
         magnet[w] = m_now
         trials[w] = t_now

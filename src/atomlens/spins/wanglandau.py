@@ -160,7 +160,8 @@ class WangLandauSettings:
         one_over_t: Switch to ``ln f = 1/t`` when a halving would fall below ``1/t``.
         sweeps_per_check: Trials per walker between checks, in units of the number of spins
             (at least 20,000 trials).
-        step_size: Gaussian trial step of Heisenberg moves (0 for uniform proposals only).
+        step_size: Size of the small Heisenberg trial step ``s + step * u`` (0 for uniform
+            proposals only).
         seed: Seed of every random stream.
         threads: Numba threads (None keeps numba's default).
         checkpoint_every: Seconds between checkpoints.
@@ -476,19 +477,12 @@ class ReplicaExchangeWangLandau:
     def _merge_window(self, members: np.ndarray) -> None:
         """Align the walkers' ``ln g`` on commonly visited bins and replace each by the mean."""
         lo, hi = self.window_lo[members[0]], self.window_hi[members[0]]
-        block = self.lng[members, lo:hi].copy()
-        visited = block > 0
-        reference = block[0]
-        for row in range(1, len(members)):
-            common = visited[0] & visited[row]
-            if common.any():
-                block[row] -= np.mean(block[row, common] - reference[common])
-        counts = visited.sum(axis=0)
-        mean = np.where(counts > 0, (block * visited).sum(axis=0) / np.maximum(counts, 1), 0.0)
-        if mean[counts > 0].size:
-            mean[counts > 0] -= mean[counts > 0].min() - 1.0  # keep visited bins > 0
-        for member in members:
-            self.lng[member, lo:hi] = mean
+        estimate = _window_estimate(self.lng[members], (lo, hi))[lo:hi]
+        visited = np.isfinite(estimate)
+        merged = np.zeros(hi - lo)
+        if visited.any():  # shift so that visited bins stay > 0 (the visited marker)
+            merged[visited] = estimate[visited] - estimate[visited].min() + 1.0
+        self.lng[members, lo:hi] = merged
 
     def _flat(self, k: int) -> bool:
         lo, hi = self.window_lo[k], self.window_hi[k]

@@ -185,7 +185,12 @@ def sample_free_energy(
     }
     if comm.rank == 0:
         rows = [
-            [f"{mi:.6f}", f"{mi * system.saturation_moment:.6f}", _fmt(fi), int(np.isfinite(fi))]
+            [
+                f"{mi:.6f}",
+                f"{mi * system.saturation_moment:.6f}",
+                _cell(fi, digits=8),
+                int(np.isfinite(fi)),
+            ]
             for mi, fi in zip(m, free, strict=True)
         ]
         write_csv(table_path, ["m", "M", "F", "visited"], rows)
@@ -198,10 +203,6 @@ def _over_budget(trials: int | None):
     if trials is None:
         return None
     return lambda sampler: int(sampler.trials.sum()) > trials
-
-
-def _fmt(value: float) -> str:
-    return "nan" if not np.isfinite(value) else f"{value:.8g}"
 
 
 def _read_curve(path: Path, temperature: float, saturation: float) -> FreeEnergyCurve:
@@ -288,7 +289,7 @@ def run_coercivity(
     write_csv(out / "coercivity.csv", header, [[_cell(row[k]) for k in header] for row in rows])
     write_text_atomic(out / "coercivity.json", json.dumps(_jsonable(summary), indent=2))
     for curve, analysis in zip(curves, analyses, strict=True):
-        top = analysis.hc_spinodal if np.isfinite(analysis.hc_spinodal) else analysis.field_max
+        top = _top_field(analysis)
         fields = np.linspace(0.0, top, config.plot_fields) if np.isfinite(top) else [0.0]
         figures.plot_free_energy_family(
             curve, list(fields), out / "figures" / f"free_energy_T{curve.temperature:g}.png"
@@ -301,14 +302,19 @@ def run_coercivity(
     return summary
 
 
+def _top_field(analysis: Any) -> float:
+    """The largest field worth plotting: the spinodal, else the end of the field search."""
+    return analysis.hc_spinodal if np.isfinite(analysis.hc_spinodal) else analysis.field_max
+
+
 def _field_grid(analysis: Any) -> np.ndarray:
-    top = analysis.hc_spinodal if np.isfinite(analysis.hc_spinodal) else analysis.field_max
+    top = _top_field(analysis)
     return np.linspace(0.0, top if np.isfinite(top) else 1.0, 41)
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, digits: int = 6) -> Any:
     if isinstance(value, float):
-        return "nan" if not np.isfinite(value) else f"{value:.6g}"
+        return "nan" if not np.isfinite(value) else f"{value:.{digits}g}"
     return value
 
 
