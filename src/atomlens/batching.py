@@ -32,6 +32,10 @@ class Batch:
     num_atoms: torch.Tensor  # (B,) long
     targets: torch.Tensor  # (B, T)
     index: torch.Tensor  # (B,) long: position of each graph in its data set
+    # Symmetry, present when the graphs were built with it (see structures.symmetry):
+    space_group: torch.Tensor | None = None  # (B,) long, 0 = unknown
+    site_symmetry_order: torch.Tensor | None = None  # (N,) long
+    wyckoff_multiplicity: torch.Tensor | None = None  # (N,) long
 
     @property
     def num_graphs(self) -> int:
@@ -40,7 +44,12 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         """A copy with every tensor on ``device``."""
-        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return Batch(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                for f in fields(self)
+            }
+        )
 
 
 def _tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
@@ -69,6 +78,13 @@ def collate(
     edges = _ranges(edge_start, edge_count)
     new_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
     edge_offset = np.repeat(new_offset, edge_count)
+    symmetry = {}
+    if "space_group" in a:
+        symmetry = {
+            "space_group": _tensor(a["space_group"][indices], torch.long),
+            "site_symmetry_order": _tensor(a["site_symmetry_order"][atoms], torch.long),
+            "wyckoff_multiplicity": _tensor(a["wyckoff_multiplicity"][atoms], torch.long),
+        }
 
     return Batch(
         numbers=_tensor(a["numbers"][atoms], torch.long),
@@ -86,6 +102,7 @@ def collate(
         num_atoms=_tensor(atom_count, torch.long),
         targets=_tensor(a["targets"][indices], dtype),
         index=_tensor(indices, torch.long),
+        **symmetry,
     )
 
 
@@ -99,6 +116,17 @@ def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -
 
     def cat(name: str) -> np.ndarray:
         return np.concatenate([getattr(g, name) for g in graphs])
+
+    symmetry = {}
+    records = [g.symmetry for g in graphs]
+    if all(r is not None for r in records):
+        symmetry = {
+            "space_group": torch.tensor([r.space_group for r in records], dtype=torch.long),
+            "site_symmetry_order": _tensor(np.concatenate([r.site_order for r in records]), torch.long),
+            "wyckoff_multiplicity": _tensor(
+                np.concatenate([r.multiplicity for r in records]), torch.long
+            ),
+        }
 
     return Batch(
         numbers=_tensor(cat("numbers"), torch.long),
@@ -116,6 +144,7 @@ def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -
         num_atoms=_tensor(atom_count, torch.long),
         targets=torch.full((len(graphs), 1), float("nan"), dtype=dtype),
         index=torch.arange(len(graphs)),
+        **symmetry,
     )
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from atomlens.errors import DataError
+from atomlens.models import MODEL_CONFIGS, ModelConfig
 from atomlens.models.scann import ScannConfig
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -49,7 +50,10 @@ class TrainingConfig(BaseModel):
     eval_batch_size: int = Field(256, ge=1)
     lr: float = Field(5e-4, gt=0)
     min_lr: float = Field(5e-5, ge=0)
-    scheduler: Literal["cosine", "warm_restarts", "constant"] = "cosine"
+    scheduler: Literal["cosine", "cosine_budget", "warm_restarts", "constant"] = Field(
+        "cosine",
+        description="cosine_budget: one cosine over the max_minutes budget (lr set per epoch)",
+    )
     restart_epochs: int = Field(50, ge=1, description="period of warm restarts")
     weight_decay: float = Field(1e-4, ge=0, description="L2 on dense weight matrices")
     loss: Literal["rmse", "mse", "mae"] = "rmse"
@@ -63,12 +67,31 @@ class TrainingConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Everything ``atomlens train`` needs."""
 
+    @field_validator("training")
+    @classmethod
+    def _budget_schedule(cls, training: TrainingConfig) -> TrainingConfig:
+        """The budget schedule needs a budget."""
+        if training.scheduler == "cosine_budget" and training.max_minutes is None:
+            raise ValueError("scheduler cosine_budget needs training.max_minutes")
+        return training
+
     model_config = ConfigDict(extra="forbid")
 
     run_dir: str = "runs/default"
     data: DataConfig
-    model: ScannConfig = Field(default_factory=ScannConfig)
+    model: ModelConfig = Field(default_factory=ScannConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _choose_model(cls, raw: Any) -> Any:
+        """Validate ``model`` as the config of the model its ``name`` selects (default scann)."""
+        if not isinstance(raw, dict):
+            return raw
+        name = raw.get("name", "scann")
+        if name not in MODEL_CONFIGS:
+            raise ValueError(f"unknown model name '{name}'; choose from {sorted(MODEL_CONFIGS)}")
+        return MODEL_CONFIGS[name].model_validate(raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from atomlens.batching import batch_from_graphs
 from atomlens.config import TrainConfig, validate_config
 from atomlens.errors import DataError, StructureError
 from atomlens.graphs.graph import Graph
-from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
-from atomlens.models.scann import Scann
+from atomlens.datasets.cache import graphs_of, make_params
+from atomlens.models import build_model
 from atomlens.structures.io import as_structure
 from atomlens.structures.record import Structure
 from atomlens.training.checkpoint import load_checkpoint
@@ -50,7 +50,7 @@ class Prediction:
 
 
 class Predictor:
-    """A trained SCANN model with its graph parameters and target scaling."""
+    """A trained SCANN or SEN model with its graph parameters and target scaling."""
 
     def __init__(self, run_dir: Path | str, checkpoint: str = "best"):
         self.run_dir = Path(run_dir)
@@ -67,10 +67,11 @@ class Predictor:
         )
         self.metadata: dict[str, Any] = json.loads(meta_file.read_text())
         state = load_checkpoint(self.run_dir / "checkpoints" / f"{checkpoint}.pt")
-        self.model = Scann(self.config.model)
+        self.model = build_model(self.config.model)
         self.model.load_state_dict(state["model"], strict=True)
         self.model.eval()
-        self.graph_params = VoronoiParams(**self.metadata["graph"]["params"])
+        self.graph_kind = str(self.metadata["graph"].get("kind", "voronoi"))
+        self.graph_params = make_params(self.graph_kind, **self.metadata["graph"]["params"])
         self.scaling = Scaling(
             float(self.metadata["scaling"]["mean"]), float(self.metadata["scaling"]["std"])
         )
@@ -148,7 +149,7 @@ class Predictor:
         self.check_elements(records)
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
-            graphs = voronoi_graphs(chunk, self.graph_params)
+            graphs = graphs_of(chunk, self.graph_kind, self.graph_params)
             for graph in graphs:
                 if isinstance(graph, StructureError):
                     raise graph

@@ -18,6 +18,8 @@ examples:
   atomlens graphs build crystals.extxyz --kind cutoff --param cutoff=5.0
   atomlens graphs show molecule.xyz
   atomlens graphs info .cache/atomlens/qm9_first2000-<key>
+  atomlens benchmark --task formation_energy_per_atom --data crystals.extxyz --model sen --out runs/bench_sen
+  atomlens benchmark --task matbench_mp_gap --model scann --out runs/mb_gap --set training.max_minutes=60
   atomlens explain runs/demo molecules.xyz --out explanations --faithfulness
   atomlens explain runs/demo --split test --n 200 --local
   atomlens validate-attention runs/demo --reference homo --n 100
@@ -64,8 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"atomlens {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    from atomlens.cli import core, descriptors, diffusion, explain, spins
+    from atomlens.cli import benchmark, core, descriptors, diffusion, explain, spins
 
-    for module in (core, explain, descriptors, diffusion, spins):
+    for module in (core, benchmark, explain, descriptors, diffusion, spins):
         module.register(commands)
     return parser

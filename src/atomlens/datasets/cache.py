@@ -203,7 +203,7 @@ def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
     indices = [first_index + k for k in range(len(structures))]
     candidates = [(i, s) for i, s in zip(indices, structures, strict=True) if i not in label_skips]
     skipped: list[tuple[int, str]] = [(i, "non-finite label") for i in indices if i in label_skips]
-    results = _graphs_of([s for _, s in candidates], kind, params)
+    results = graphs_of([s for _, s in candidates], kind, params)
     graphs: list[Graph] = []
     kept: list[int] = []
     for (index, _), result in zip(candidates, results, strict=True):
@@ -214,14 +214,14 @@ def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
             continue
         graphs.append(result)
         kept.append(index)
-    arrays = _concatenate(graphs, kept)
+    arrays = _concatenate(graphs, kept, symmetry=bool(getattr(params, "symmetry", False)))
     skipped.sort()
     arrays["skipped_index"] = np.array([s[0] for s in skipped], dtype=np.int64)
     arrays["skipped_reason"] = np.array([s[1] for s in skipped], dtype=str)
     return chunk_id, arrays, len(structures)
 
 
-def _graphs_of(
+def graphs_of(
     structures: list[Structure], kind: str, params: VoronoiParams | CutoffParams
 ) -> list[Graph | StructureError]:
     """Graphs of many structures; a structure that has none gets its StructureError."""
@@ -236,7 +236,7 @@ def _graphs_of(
     return results
 
 
-def _concatenate(graphs: list[Graph], kept: list[int]) -> dict[str, np.ndarray]:
+def _concatenate(graphs: list[Graph], kept: list[int], symmetry: bool) -> dict[str, np.ndarray]:
     arrays = {}
     for name, (dtype, row) in CONCATENATED_ARRAYS.items():
         parts = [getattr(g, name) for g in graphs]
@@ -246,7 +246,16 @@ def _concatenate(graphs: list[Graph], kept: list[int]) -> dict[str, np.ndarray]:
     arrays["record_index"] = np.array(kept, dtype=np.int64)
     arrays["atom_count"] = np.array([g.num_atoms for g in graphs], dtype=np.int64)
     arrays["edge_count"] = np.array([g.num_edges for g in graphs], dtype=np.int64)
+    if symmetry:
+        records = [g.symmetry for g in graphs]
+        arrays["space_group"] = np.array([r.space_group for r in records], dtype=np.int16)
+        arrays["site_symmetry_order"] = _concat_ints([r.site_order for r in records])
+        arrays["wyckoff_multiplicity"] = _concat_ints([r.multiplicity for r in records])
     return arrays
+
+
+def _concat_ints(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int16) if parts else np.empty(0, np.int16)
 
 
 def _chunk_name(chunk_id: int) -> str:

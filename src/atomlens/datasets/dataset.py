@@ -10,6 +10,7 @@ import numpy as np
 from atomlens.datasets.cache import read_manifest
 from atomlens.errors import DataError
 from atomlens.graphs.graph import Graph
+from atomlens.structures.symmetry import SiteSymmetry
 
 
 class GraphDataset:
@@ -58,6 +59,13 @@ class GraphDataset:
         a = self.arrays
         atoms = slice(int(a["atom_ptr"][index]), int(a["atom_ptr"][index + 1]))
         edges = slice(int(a["edge_ptr"][index]), int(a["edge_ptr"][index + 1]))
+        symmetry = None
+        if self.has_symmetry:
+            symmetry = SiteSymmetry(
+                space_group=int(a["space_group"][index]),
+                site_order=np.asarray(a["site_symmetry_order"][atoms], dtype=np.int64),
+                multiplicity=np.asarray(a["wyckoff_multiplicity"][atoms], dtype=np.int64),
+            )
         return Graph(
             numbers=np.asarray(a["numbers"][atoms], dtype=np.int64),
             positions=np.asarray(a["positions"][atoms]),
@@ -69,7 +77,13 @@ class GraphDataset:
             distance=np.asarray(a["distance"][edges], dtype=np.float64),
             solid_angle=np.asarray(a["solid_angle"][edges], dtype=np.float64),
             solid_angle_ratio=np.asarray(a["solid_angle_ratio"][edges], dtype=np.float64),
+            symmetry=symmetry,
         )
+
+    @property
+    def has_symmetry(self) -> bool:
+        """True when the entry was built with space groups and site symmetry."""
+        return "space_group" in self.arrays
 
     def summary(self) -> dict[str, Any]:
         """Counts and statistics for display."""

@@ -102,6 +102,17 @@ def _qm9_source(limit: int | None) -> Source:
     )
 
 
+# Units of common labels of structure files (Materials Project conventions).
+KNOWN_UNITS = {
+    "formation_energy_per_atom": "eV/atom",
+    "energy_per_atom": "eV/atom",
+    "e_above_hull": "eV/atom",
+    "band_gap": "eV",
+    "e_fermi": "eV",
+    "total_magnetization": "mu_B",
+}
+
+
 def _file_source(path: Path, limit: int | None, id_key: str | None) -> Source:
     index = ":" if limit is None else f":{limit}"
     structures = list(read_structures(path, index=index))
@@ -123,6 +134,7 @@ def _file_source(path: Path, limit: int | None, id_key: str | None) -> Source:
         target_names=tuple(label_names),
         ids=ids,
         fingerprint=f"file:{file_sha256(path)}:{index}",
+        units={k: KNOWN_UNITS[k] for k in label_names if k in KNOWN_UNITS},
     )
 
 

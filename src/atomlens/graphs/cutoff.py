@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from atomlens.graphs.graph import Graph, check_no_isolated, make_graph
 from atomlens.structures.record import Structure
+from atomlens.structures.symmetry import DEFAULT_SYMPREC, analyse_symmetry
 
 
 @dataclass(frozen=True)
@@ -17,26 +18,44 @@ class CutoffParams:
     Attributes:
         cutoff: Neighbour cutoff radius in Angstrom.
         allow_isolated: keep atoms without neighbours instead of raising an error.
+        widen: If an atom has no neighbour within ``cutoff``, retry with the cutoff raised
+            by 1 A at a time, up to twice its value, before calling it isolated (crystals of
+            large alkali atoms have no pair closer than 5 A).
+        symmetry: Also record the space group and per-site symmetry (spglib).
+        symprec: Distance tolerance of the symmetry search in Angstrom.
     """
 
     cutoff: float = 5.0
     allow_isolated: bool = False
+    widen: bool = False
+    symmetry: bool = False
+    symprec: float = DEFAULT_SYMPREC
 
 
 def cutoff_graph(structure: Structure, params: CutoffParams | None = None) -> Graph:
     """All pairs closer than the cutoff (periodic images included for crystals)."""
-    from vesin import NeighborList
-
     params = params or CutoffParams()
     if params.cutoff <= 0:
         raise ValueError(f"cutoff must be positive, got {params.cutoff}")
+    radius = params.cutoff
+    graph = _radius_graph(structure, radius)
+    while params.widen and radius < 2 * params.cutoff and (graph.degree() == 0).any():
+        radius = min(radius + 1.0, 2 * params.cutoff)
+        graph = _radius_graph(structure, radius)
+    if not params.allow_isolated:
+        check_no_isolated(structure, graph, f"cutoff ({radius} A)")
+    if params.symmetry:
+        graph = replace(graph, symmetry=analyse_symmetry(structure, params.symprec))
+    return graph
+
+
+def _radius_graph(structure: Structure, radius: float) -> Graph:
+    from vesin import NeighborList
+
     box = structure.cell if structure.is_periodic else np.zeros((3, 3))
-    i, j, shifts, distance = NeighborList(cutoff=params.cutoff, full_list=True).compute(
+    i, j, shifts, distance = NeighborList(cutoff=radius, full_list=True).compute(
         structure.positions, box, structure.is_periodic, quantities="ijSd"
     )
-    graph = make_graph(
+    return make_graph(
         structure, i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64), distance
     )
-    if not params.allow_isolated:
-        check_no_isolated(structure, graph, f"cutoff ({params.cutoff} A)")
-    return graph

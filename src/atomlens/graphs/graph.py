@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from atomlens.structures.record import Structure
+from atomlens.structures.symmetry import SiteSymmetry
 
 EDGE_FIELDS = ("distance", "solid_angle", "solid_angle_ratio")
 
@@ -43,6 +44,7 @@ class Graph:
     distance: np.ndarray
     solid_angle: np.ndarray
     solid_angle_ratio: np.ndarray
+    symmetry: SiteSymmetry | None = None
 
     @property
     def num_atoms(self) -> int:

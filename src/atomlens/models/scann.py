@@ -25,6 +25,7 @@ class ScannConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    name: Literal["scann"] = "scann"
     variant: Literal["scann", "scann_plus"] = "scann_plus"
     embedding_dim: int = Field(48, gt=0)
     local_dim: int = Field(128, gt=0)
@@ -89,8 +90,9 @@ class LocalAttention(nn.Module):
 class Scann(nn.Module):
     """SCANN / SCANN+ on flat batches.
 
-    ``forward(batch)`` returns ``{"prediction": (B,), "atom_attention": (N,)}`` and, when
-    asked, ``"local_attention"``: one (E, H) tensor per layer.
+    ``forward(batch)`` returns ``{"prediction": (B,), "atom_attention": (N,),
+    "crystal_vector": (B, global_dim)}`` and, when asked, ``"local_attention"``: one (E, H)
+    tensor per layer.
     """
 
     def __init__(self, cfg: ScannConfig | None = None):
@@ -157,7 +159,7 @@ class Scann(nn.Module):
             y = F.relu(y)
         elif cfg.output_activation == "softplus":
             y = F.softplus(y)
-        result = {"prediction": y, "atom_attention": alpha}
+        result = {"prediction": y, "atom_attention": alpha, "crystal_vector": z}
         if return_local_attention:
             result["local_attention"] = local
         return result

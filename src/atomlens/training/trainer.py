@@ -21,7 +21,7 @@ from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_sourc
 from atomlens.datasets.cache import library_versions
 from atomlens.datasets.splits import random_split, target_statistics
 from atomlens.errors import DataError
-from atomlens.models.scann import Scann
+from atomlens.models import build_model, graph_spec
 from atomlens.training.checkpoint import load_checkpoint, save_checkpoint
 from atomlens.training.distributed import (
     DistInfo,
@@ -59,13 +59,14 @@ def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[Gr
     """Cached graphs of the configured source and the run's saved split."""
     data = config.data
     source = load_source(data.source, targets=[data.target], limit=data.limit)
-    params = make_params("voronoi", **data.graph)
+    kind, graph_params = graph_spec(config.model, data.graph)
+    params = make_params(kind, **graph_params)
     cache_args = {"cache_dir": data.cache_dir, "skip_invalid": data.skip_invalid}
     if info.is_main:
-        path = build_graph_cache(source, "voronoi", params, **cache_args)
+        path = build_graph_cache(source, kind, params, **cache_args)
     barrier(info)
     if not info.is_main:
-        path = build_graph_cache(source, "voronoi", params, progress=False, **cache_args)
+        path = build_graph_cache(source, kind, params, progress=False, **cache_args)
     dataset = GraphDataset(path)
     split_file = run_dir / "split.json"
     if split_file.is_file():
@@ -85,11 +86,18 @@ def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[Gr
     return dataset, split
 
 
-def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Learning rate for a (0-based) epoch under the configured schedule."""
+def learning_rate(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0) -> float:
+    """Learning rate for a (0-based) epoch under the configured schedule.
+
+    ``cosine_budget`` follows the share of the time budget already used, so a run cut
+    by ``max_minutes`` still ends its schedule at ``min_lr``.
+    """
     t = config.training
     if t.scheduler == "constant":
         return t.lr
+    if t.scheduler == "cosine_budget":
+        phase = min(elapsed_seconds / (60 * (t.max_minutes or math.inf)), 1.0)
+        return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * phase))
     period = t.epochs if t.scheduler == "cosine" else t.restart_epochs
     phase = (epoch % period) / period
     return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * phase))
@@ -168,7 +176,7 @@ def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
-    """Train a SCANN model as configured; resumes an interrupted run with the same config.
+    """Train a SCANN or SEN model as configured; resumes an interrupted run with the same config.
 
     Returns:
         The run directory (config.yaml, metadata.json, metrics.csv, split.json,
@@ -183,6 +191,8 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
 
 def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bool) -> Path:
     t = config.training
+    if t.scheduler == "cosine_budget" and info.world_size > 1:
+        raise DataError("scheduler cosine_budget follows each process's clock: use one process")
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -202,7 +212,7 @@ def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bo
         scaling = Scaling(0.0, float(np.abs(dataset.targets[split.train]).mean() or 1.0))
 
     torch.manual_seed(t.seed)
-    model = Scann(config.model)
+    model = build_model(config.model)
     optimizer = make_optimizer(model, config)
     state = TrainState()
     if resume:
@@ -230,7 +240,7 @@ def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bo
     started = time.perf_counter() - state.elapsed_seconds
     while state.epoch < t.epochs and not state.stopped:
         epoch = state.epoch
-        lr = learning_rate(config, epoch)
+        lr = learning_rate(config, epoch, time.perf_counter() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
         order = np.random.default_rng(t.seed + epoch).permutation(split.train)

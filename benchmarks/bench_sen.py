@@ -1,0 +1,142 @@
+"""SEN against SCANN on Materials Project crystals, same folds and same CPU budget per fold.
+
+A reduced protocol sized for 2 CPU cores: a seeded random subset of the 36,737-crystal file,
+5 folds (KFold(shuffle, seed 18012019), MatBench's definition), 10 % of each fold's
+training rows for early stopping, and the same wall-clock training budget per fold for
+every model (scheduler ``cosine_budget``, i.e. one cosine over the budget). Three models:
+SEN with its symmetry stream, SEN without it (the ablation) and SCANN+; two targets:
+formation energy and band gap. Each run is ``atomlens benchmark`` and resumes per fold.
+
+Writes benchmarks/results/sen.json (per-fold MAE, mean, throughput, separability).
+
+    python benchmarks/bench_sen.py --data ../shared/data/mp_crystals_36k.extxyz \
+        --subset 3000 --minutes 1.5 --out runs/bench_sen
+    python benchmarks/bench_sen.py --collect-only --out runs/bench_sen
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+TARGETS = ("formation_energy_per_atom", "band_gap")
+MODELS = {  # label -> (model, extra overrides)
+    "sen_symmetry": ("sen", []),
+    "sen_no_symmetry": ("sen", ["model.symmetry=false"]),
+    "scann": ("scann", []),
+}
+
+
+def write_subset(data: Path, size: int, seed: int, path: Path) -> Path:
+    """A seeded random subset of a structure file, written once as extxyz."""
+    import ase.io
+
+    if path.is_file():
+        return path
+    frames = ase.io.read(data, index=":")
+    chosen = np.sort(np.random.default_rng(seed).choice(len(frames), size, replace=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.extxyz")
+    ase.io.write(tmp, [frames[i] for i in chosen], format="extxyz")
+    tmp.replace(path)
+    return path
+
+
+def run_all(subset: Path, out: Path, minutes: float, threads: int) -> None:
+    from atomlens.training.benchmark import run_benchmark
+
+    budget = [
+        f"training.max_minutes={minutes}",
+        "training.scheduler=cosine_budget",
+        "training.epochs=1000",
+        f"training.threads={threads}",
+        f"data.cache_dir={out / 'cache'}",
+    ]
+    for target in TARGETS:
+        for label, (model, extra) in MODELS.items():
+            start = time.perf_counter()
+            run_benchmark(
+                target,
+                model,
+                out / f"{target}-{label}",
+                data=str(subset),
+                overrides=budget + extra,
+                progress=False,
+            )
+            print(f"{target} {label}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def collect(out: Path) -> dict:
+    results: dict = {}
+    for target in TARGETS:
+        for label in MODELS:
+            file = out / f"{target}-{label}" / "benchmark.json"
+            if not file.is_file():
+                continue
+            summary = json.loads(file.read_text())
+            folds = summary["folds"]
+            seps = [f["separability"] for f in folds if f["separability"]]
+            results[f"{target}/{label}"] = {
+                "n_structures": summary["n_structures"],
+                "protocol": summary["protocol"],
+                "parameters": _parameters(out / f"{target}-{label}"),
+                "mae_per_fold": summary["mae_per_fold"],
+                "mae_mean": summary["mae_mean"],
+                "mae_std": summary["mae_std"],
+                "unit": summary["unit"],
+                "epochs_per_fold": [f["epochs"] for f in folds],
+                "train_structures_per_s_median": float(
+                    np.median([f["train_structures_per_s"] for f in folds])
+                ),
+                "crystal_system_knn_accuracy": [s["crystal_system_knn_accuracy"] for s in seps],
+                "crystal_system_chance": [s["crystal_system_chance"] for s in seps],
+                "space_group_knn_accuracy": [s["space_group_knn_accuracy"] for s in seps],
+            }
+    return results
+
+
+def _parameters(bench_dir: Path) -> int | None:
+    meta = bench_dir / "fold_0" / "metadata.json"
+    return json.loads(meta.read_text())["parameters"] if meta.is_file() else None
+
+
+def print_table(results: dict) -> None:
+    print(f"{'target/model':<42}{'MAE mean ± std':>22}{'epochs':>10}{'struct/s':>10}{'kNN sys':>9}")
+    for key, r in results.items():
+        knn = np.mean(r["crystal_system_knn_accuracy"]) if r["crystal_system_knn_accuracy"] else 0
+        epochs = f"{min(r['epochs_per_fold'])}-{max(r['epochs_per_fold'])}"
+        print(
+            f"{key:<42}{r['mae_mean']:>12.4f} ± {r['mae_std']:<7.4f}{epochs:>10}"
+            f"{r['train_structures_per_s_median']:>10.0f}{knn:>9.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/mp_crystals_36k.extxyz"))
+    parser.add_argument("--subset", type=int, default=3000, help="crystals drawn (seed 0)")
+    parser.add_argument("--minutes", type=float, default=1.5, help="training budget per fold")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_sen"))
+    parser.add_argument("--collect-only", action="store_true")
+    args = parser.parse_args()
+    if not args.collect_only:
+        subset = write_subset(
+            args.data, args.subset, 0, args.out / f"mp_subset_{args.subset}.extxyz"
+        )
+        run_all(subset, args.out, args.minutes, args.threads)
+    results = collect(args.out)
+    print_table(results)
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"data": str(args.data), "subset": args.subset, "results": results}
+    (RESULTS / "sen.json").write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'sen.json'}")
+
+
+if __name__ == "__main__":
+    main()

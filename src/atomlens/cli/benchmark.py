@@ -1,0 +1,87 @@
+"""``atomlens benchmark``: k-fold evaluation of a model on one task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    """Add the benchmark command to the ``atomlens`` parser."""
+    bench = commands.add_parser(
+        "benchmark",
+        help="k-fold benchmark of SCANN or SEN on a MatBench task or any labelled extxyz",
+        description="Train and test a model on each of k folds (MatBench's definition: "
+        "KFold(shuffle, seed 18012019)), with an inner validation split for early "
+        "stopping. Writes per-fold and mean MAE to <out>/benchmark.json and a table to "
+        "<out>/benchmark.md. Rerunning the same command resumes: finished folds are kept, "
+        "an interrupted fold continues from its last checkpoint.",
+    )
+    bench.add_argument(
+        "--task",
+        required=True,
+        help="matbench_<name> (e.g. matbench_mp_gap) or a label of --data "
+        "(e.g. formation_energy_per_atom)",
+    )
+    bench.add_argument("--data", default=None, help="structure file with labels (extxyz, db)")
+    bench.add_argument("--model", choices=["scann", "sen"], required=True)
+    bench.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    bench.add_argument(
+        "--only-fold",
+        type=int,
+        action="append",
+        default=None,
+        metavar="K",
+        help="run only fold K (0-based); repeatable",
+    )
+    bench.add_argument("--out", type=Path, required=True, help="output folder")
+    bench.add_argument("--config", type=Path, default=None, help="training config YAML")
+    bench.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. training.max_minutes=20 or model.symmetry=false",
+    )
+    bench.add_argument(
+        "--no-symmetry",
+        action="store_true",
+        help="SEN without its symmetry stream (the ablation); same as "
+        "--set model.symmetry=false",
+    )
+    bench.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of each fold's training data used for early stopping (default: 0.1)",
+    )
+    bench.set_defaults(handler=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> None:
+    from atomlens.errors import DataError
+    from atomlens.training.benchmark import format_table, run_benchmark
+
+    overrides = list(args.overrides)
+    if args.no_symmetry:
+        if args.model != "sen":
+            raise DataError("--no-symmetry applies to --model sen only")
+        overrides.append("model.symmetry=false")
+    summary = run_benchmark(
+        args.task,
+        args.model,
+        args.out,
+        data=args.data,
+        n_folds=args.folds,
+        val_fraction=args.val_fraction,
+        config_path=args.config,
+        overrides=overrides,
+        folds=args.only_fold,
+        progress=sys.stderr.isatty(),
+    )
+    print()
+    print(format_table(summary))
+    print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.md'}")
