@@ -122,7 +122,9 @@ def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -
     if all(r is not None for r in records):
         symmetry = {
             "space_group": torch.tensor([r.space_group for r in records], dtype=torch.long),
-            "site_symmetry_order": _tensor(np.concatenate([r.site_order for r in records]), torch.long),
+            "site_symmetry_order": _tensor(
+                np.concatenate([r.site_order for r in records]), torch.long
+            ),
             "wyckoff_multiplicity": _tensor(
                 np.concatenate([r.multiplicity for r in records]), torch.long
             ),

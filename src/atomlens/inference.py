@@ -13,9 +13,9 @@ import torch
 
 from atomlens.batching import batch_from_graphs
 from atomlens.config import TrainConfig, validate_config
+from atomlens.datasets.cache import graphs_of, make_params
 from atomlens.errors import DataError, StructureError
 from atomlens.graphs.graph import Graph
-from atomlens.datasets.cache import graphs_of, make_params
 from atomlens.models import build_model
 from atomlens.structures.io import as_structure
 from atomlens.structures.record import Structure
@@ -68,7 +68,14 @@ class Predictor:
         self.metadata: dict[str, Any] = json.loads(meta_file.read_text())
         state = load_checkpoint(self.run_dir / "checkpoints" / f"{checkpoint}.pt")
         self.model = build_model(self.config.model)
-        self.model.load_state_dict(state["model"], strict=True)
+        try:
+            self.model.load_state_dict(state["model"], strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise DataError(
+                f"the checkpoint of '{run_dir}' does not fit the model its config.yaml "
+                f"describes (made by another atomlens version?): {first[:300]}"
+            ) from None
         self.model.eval()
         self.graph_kind = str(self.metadata["graph"].get("kind", "voronoi"))
         self.graph_params = make_params(self.graph_kind, **self.metadata["graph"]["params"])

@@ -18,8 +18,8 @@ examples:
   atomlens graphs build crystals.extxyz --kind cutoff --param cutoff=5.0
   atomlens graphs show molecule.xyz
   atomlens graphs info .cache/atomlens/qm9_first2000-<key>
-  atomlens benchmark --task formation_energy_per_atom --data crystals.extxyz --model sen --out runs/bench_sen
-  atomlens benchmark --task matbench_mp_gap --model scann --out runs/mb_gap --set training.max_minutes=60
+  atomlens benchmark --task band_gap --data crystals.extxyz --model sen --out runs/gap_sen
+  atomlens benchmark --task matbench_mp_gap --model sen --out runs/mb_gap --no-symmetry
   atomlens explain runs/demo molecules.xyz --out explanations --faithfulness
   atomlens explain runs/demo --split test --n 200 --local
   atomlens validate-attention runs/demo --reference homo --n 100

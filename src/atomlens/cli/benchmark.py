@@ -49,8 +49,7 @@ def register(commands: Any) -> None:
     bench.add_argument(
         "--no-symmetry",
         action="store_true",
-        help="SEN without its symmetry stream (the ablation); same as "
-        "--set model.symmetry=false",
+        help="SEN without its symmetry stream (the ablation); same as --set model.symmetry=false",
     )
     bench.add_argument(
         "--val-fraction",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ class Explanation:
         attention: Global attention of each atom (N,), sums to 1.
         local_attention: Optional (L, N): per layer, the local attention each atom
             receives from its neighbours (mean over heads, summed over incoming edges).
+        extras: Other per-structure outputs of the model (SEN: ``crystal_vector``,
+            ``capsule_presence``, ``capsule_pose``, ``capsule_matrix``).
     """
 
     name: str
@@ -37,6 +39,7 @@ class Explanation:
     unit: str
     attention: np.ndarray
     local_attention: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def symbols(self) -> list[str]:
@@ -52,6 +55,10 @@ class Explanation:
     def rank(self) -> np.ndarray:
         """Rank of each atom by attention, 1 = most attended (N,)."""
         return attention_rank(self.attention)
+
+
+# Per-structure model outputs kept in an Explanation when the model gives them.
+STRUCTURE_OUTPUTS = ("crystal_vector", "capsule_presence", "capsule_pose", "capsule_matrix")
 
 
 def attention_rank(scores: np.ndarray) -> np.ndarray:
@@ -94,6 +101,7 @@ def explain(
         atom_bounds = np.concatenate([[0], np.cumsum([g.num_atoms for g in graphs])])
         edge_bounds = np.concatenate([[0], np.cumsum([g.num_edges for g in graphs])])
         layers = [w.numpy() for w in output.get("local_attention", [])]
+        per_structure = {key: output[key].numpy() for key in STRUCTURE_OUTPUTS if key in output}
         for k, (structure, graph) in enumerate(zip(chunk, graphs, strict=True)):
             local_attention = None
             if local:
@@ -117,6 +125,7 @@ def explain(
                     unit=predictor.unit,
                     attention=alpha[atom_bounds[k] : atom_bounds[k + 1]].astype(np.float64),
                     local_attention=local_attention,
+                    extras={key: array[k] for key, array in per_structure.items()},
                 )
             )
     return results

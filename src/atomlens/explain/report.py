@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from atomlens.errors import DataError
-from atomlens.explain import figures, html, tables
+from atomlens.explain import capsules, figures, html, tables
 from atomlens.explain.attention import Explanation, explain
 from atomlens.explain.faithfulness import MaskMode, faithfulness
 from atomlens.files import safe_filename, write_csv, write_text_atomic
@@ -59,6 +59,8 @@ def write_report(
         figures.plot_by_element(explanations, figure_dir / "attention_by_element.png"),
         figures.plot_by_environment(explanations, figure_dir / "attention_by_environment.png"),
     ]
+    if capsules.has_capsules(explanations):
+        written += capsules.write_capsules(explanations, out_dir)
     for k, item in enumerate(explanations[:structure_figures]):
         name = f"attention_{k:04d}_{safe_filename(item.name)}.png"
         written.append(figures.plot_structure(item, figure_dir / name))

@@ -87,9 +87,8 @@ def separability(vectors: np.ndarray, groups: np.ndarray, k: int = 5) -> dict[st
         _, counts = np.unique(labels, return_counts=True)
         result[f"{name}_knn_accuracy"] = knn_accuracy(vectors, labels, k)
         result[f"{name}_chance"] = float(counts.max() / counts.sum())
-    result["systems"] = {
-        CRYSTAL_SYSTEMS[s]: int(c) for s, c in zip(*np.unique(systems, return_counts=True))
-    }
+    present, counts = np.unique(systems, return_counts=True)
+    result["systems"] = {CRYSTAL_SYSTEMS[s]: int(c) for s, c in zip(present, counts, strict=True)}
     return result
 
 

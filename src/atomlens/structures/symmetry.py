@@ -92,13 +92,18 @@ def analyse_symmetry(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> 
         The symmetry; :func:`unknown_symmetry` for molecules and when spglib finds none.
     """
     import spglib
+    import spglib.error
 
+    spglib.error.OLD_ERROR_HANDLING = False  # raise SpglibError instead of returning None
     n_atoms = len(structure)
     if not bool(np.all(structure.pbc)):
         return unknown_symmetry(n_atoms)
     fractional = np.linalg.solve(structure.cell.T, structure.positions.T).T
     cell = (structure.cell, fractional, structure.numbers)
-    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    try:
+        dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    except spglib.error.SpglibError:
+        return unknown_symmetry(n_atoms)
     if dataset is None:
         return unknown_symmetry(n_atoms)
     # Count each orbit's sites in the standardised conventional cell (which, unlike the

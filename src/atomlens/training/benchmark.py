@@ -296,7 +296,9 @@ def format_table(summary: dict[str, Any]) -> str:
     """A Markdown table of the per-fold results and their mean."""
     unit = summary["unit"]
     symmetry = summary["symmetry_stream"]
-    label = summary["model"] + ("" if symmetry is None else f" (symmetry {'on' if symmetry else 'off'})")
+    label = summary["model"] + (
+        "" if symmetry is None else f" (symmetry {'on' if symmetry else 'off'})"
+    )
     lines = [
         f"# {summary['task']}: {label}",
         "",
@@ -314,7 +316,5 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{r['train_seconds']:.0f} | {r['train_structures_per_s']:.0f} | {knn} |"
         )
     if summary["folds"]:
-        lines.append(
-            f"| mean | {summary['mae_mean']:.4g} ± {summary['mae_std']:.2g} | | | | | | |"
-        )
+        lines.append(f"| mean | {summary['mae_mean']:.4g} ± {summary['mae_std']:.2g} | | | | | | |")
     return "\n".join(lines) + "\n"
