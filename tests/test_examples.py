@@ -37,3 +37,11 @@ def test_coercivity_example_runs(capsys):
     spinodal = [float(row[2]) for row in rows]
     # below the Stoner-Wohlfarth field of a coherent macrospin (2D = 0.6 J), above zero
     assert all(0.2 < value < 0.6 for value in spinodal)
+
+
+def test_sen_example_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["sen_kfold.py", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "sen_kfold.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "NaCl: space group 225 (cubic), site orders [48, 48]" in out
+    assert "| mean |" in out and "D matrix shape: (16, 6)" in out
