@@ -25,11 +25,8 @@ TINY_SEN = [
 ]
 
 
-@pytest.fixture(scope="module")
-def sen_benchmark(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench")
-    overrides = [*TINY_SEN, f"data.cache_dir={root / 'cache'}"]
-    summary = run_benchmark(
+def sen_run(root, overrides):
+    return run_benchmark(
         "formation_energy_per_atom",
         "sen",
         root / "sen",
@@ -38,7 +35,13 @@ def sen_benchmark(tmp_path_factory):
         overrides=overrides,
         progress=False,
     )
-    return root, overrides, summary
+
+
+@pytest.fixture(scope="module")
+def sen_benchmark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    overrides = [*TINY_SEN, f"data.cache_dir={root / 'cache'}"]
+    return root, overrides, sen_run(root, overrides)
 
 
 def test_benchmark_reports_every_fold_on_disjoint_test_sets(sen_benchmark):
@@ -66,15 +69,7 @@ def test_rerun_keeps_finished_folds_and_resumes_an_interrupted_one(sen_benchmark
     kept = root / "sen" / "fold_0" / "result.json"
     before = kept.stat().st_mtime_ns
     (root / "sen" / "fold_2" / "result.json").unlink()  # killed after training, before scoring
-    again = run_benchmark(
-        "formation_energy_per_atom",
-        "sen",
-        root / "sen",
-        data=CRYSTALS,
-        n_folds=3,
-        overrides=overrides,
-        progress=False,
-    )
+    again = sen_run(root, overrides)
     printed = capsys.readouterr().out
     assert "fold 0: done before" in printed and "resuming" in printed
     assert kept.stat().st_mtime_ns == before
@@ -84,15 +79,7 @@ def test_rerun_keeps_finished_folds_and_resumes_an_interrupted_one(sen_benchmark
 def test_a_different_benchmark_in_the_same_folder_is_refused(sen_benchmark):
     root, overrides, _ = sen_benchmark
     with pytest.raises(DataError, match="different benchmark"):
-        run_benchmark(
-            "formation_energy_per_atom",
-            "sen",
-            root / "sen",
-            data=CRYSTALS,
-            n_folds=3,
-            overrides=[*overrides, "model.symmetry=false"],
-            progress=False,
-        )
+        sen_run(root, [*overrides, "model.symmetry=false"])
 
 
 def test_sen_explanations_include_capsules_and_separability(sen_benchmark, tmp_path):

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atomlens.cli.core import add_set_argument
+
 
 def register(commands: Any) -> None:
     """Add the benchmark command to the ``atomlens`` parser."""
@@ -38,14 +40,7 @@ def register(commands: Any) -> None:
     )
     bench.add_argument("--out", type=Path, required=True, help="output folder")
     bench.add_argument("--config", type=Path, default=None, help="training config YAML")
-    bench.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. training.max_minutes=20 or model.symmetry=false",
-    )
+    add_set_argument(bench, "training.max_minutes=20 or model.width=128")
     bench.add_argument(
         "--no-symmetry",
         action="store_true",

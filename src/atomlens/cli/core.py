@@ -33,14 +33,7 @@ def register(commands: Any) -> None:
         "torchrun --nproc_per_node 2 -m atomlens.cli train CONFIG.",
     )
     train.add_argument("config", type=Path, help="YAML config (see configs/*.yaml)")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. training.epochs=5 or data.limit=2000; repeatable",
-    )
+    add_set_argument(train, "training.epochs=5 or data.limit=2000")
     train.add_argument(
         "--overwrite",
         action="store_true",
@@ -137,6 +130,18 @@ def register(commands: Any) -> None:
     ginfo.add_argument("path", type=Path, help="cache entry folder (printed by 'graphs build')")
     ginfo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ginfo.set_defaults(handler=_graphs_info)
+
+
+def add_set_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` config override."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. {example}; repeatable",
+    )
 
 
 def _add_graph_arguments(parser: argparse.ArgumentParser) -> None:

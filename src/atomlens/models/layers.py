@@ -44,3 +44,12 @@ class GaussianExpansion(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Expand (E,) values into (E, n) features."""
         return torch.exp(-((x.unsqueeze(-1) - self.centres) ** 2) / self.width**2)
+
+
+def output_activation(y: torch.Tensor, kind: str) -> torch.Tensor:
+    """The configured output activation: ``none``, ``relu`` or ``softplus``."""
+    if kind == "relu":
+        return torch.relu(y)
+    if kind == "softplus":
+        return torch.nn.functional.softplus(y)
+    return y

@@ -15,7 +15,12 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch
-from atomlens.models.layers import GaussianExpansion, segment_softmax, segment_sum
+from atomlens.models.layers import (
+    GaussianExpansion,
+    output_activation,
+    segment_softmax,
+    segment_sum,
+)
 
 N_ELEMENTS = 119
 
@@ -155,10 +160,7 @@ class Scann(nn.Module):
         alpha = segment_softmax(scores, graph, n_graphs)
         z = segment_sum(alpha.unsqueeze(-1) * k, graph, n_graphs)
         y = self.out(F.silu(self.readout(z))).squeeze(-1)
-        if cfg.output_activation == "relu":
-            y = F.relu(y)
-        elif cfg.output_activation == "softplus":
-            y = F.softplus(y)
+        y = output_activation(y, cfg.output_activation)
         result = {"prediction": y, "atom_attention": alpha, "crystal_vector": z}
         if return_local_attention:
             result["local_attention"] = local

@@ -28,7 +28,12 @@ from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch
 from atomlens.errors import DataError
-from atomlens.models.layers import GaussianExpansion, segment_softmax, segment_sum
+from atomlens.models.layers import (
+    GaussianExpansion,
+    output_activation,
+    segment_softmax,
+    segment_sum,
+)
 from atomlens.structures.symmetry import CRYSTAL_SYSTEMS, SITE_ORDERS
 
 N_ELEMENTS = 119
@@ -350,10 +355,7 @@ class Sen(nn.Module):
         image = torch.stack([pose, presence.unsqueeze(-1).expand_as(pose)], 1)
         d_matrix = self.pose_convs(image).squeeze(1)
         y = self.head(d_matrix.flatten(1)).squeeze(-1)
-        if cfg.output_activation == "relu":
-            y = F.relu(y)
-        elif cfg.output_activation == "softplus":
-            y = F.softplus(y)
+        y = output_activation(y, cfg.output_activation)
         return {
             "prediction": y,
             "atom_attention": alpha,
