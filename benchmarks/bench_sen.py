@@ -16,6 +16,10 @@ Writes benchmarks/results/sen.json (per-fold MAE, mean, throughput, separability
         --subset 3000 --minutes 1.0 --out runs/bench_sen
     python benchmarks/bench_sen.py --collect-only --out runs/bench_sen
     python benchmarks/bench_sen.py --throughput --out runs/bench_sen
+    python benchmarks/bench_sen.py --fold0-minutes 5 --out runs/bench_sen
+
+The last line is a longer-budget check: fold 0 of formation energy, SEN + symmetry against
+SCANN+, each with the given budget.
 """
 
 from __future__ import annotations
@@ -51,16 +55,21 @@ def write_subset(data: Path, size: int, seed: int, path: Path) -> Path:
     return path
 
 
-def run_all(subset: Path, out: Path, minutes: float, threads: int) -> None:
-    from atomlens.training.benchmark import run_benchmark
-
-    budget = [
+def budget_overrides(out: Path, minutes: float, threads: int) -> list[str]:
+    """The equal-budget training settings every model gets."""
+    return [
         f"training.max_minutes={minutes}",
         "training.scheduler=cosine_budget",
         "training.epochs=1000",
         f"training.threads={threads}",
         f"data.cache_dir={out / 'cache'}",
     ]
+
+
+def run_all(subset: Path, out: Path, minutes: float, threads: int) -> None:
+    from atomlens.training.benchmark import run_benchmark
+
+    budget = budget_overrides(out, minutes, threads)
     for target in TARGETS:
         for label, (model, extra) in MODELS.items():
             start = time.perf_counter()
@@ -73,6 +82,33 @@ def run_all(subset: Path, out: Path, minutes: float, threads: int) -> None:
                 progress=False,
             )
             print(f"{target} {label}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def fold0_longer(subset: Path, out: Path, minutes: float, threads: int) -> dict:
+    """Fold 0 of formation energy with a longer budget: SEN + symmetry and SCANN+."""
+    from atomlens.training.benchmark import run_benchmark
+
+    report = {}
+    for label in ("sen_symmetry", "scann"):
+        model, extra = MODELS[label]
+        summary = run_benchmark(
+            TARGETS[0],
+            model,
+            out / f"fold0-{minutes:g}min-{label}",
+            data=str(subset),
+            overrides=budget_overrides(out, minutes, threads) + extra,
+            folds=[0],
+            progress=False,
+        )
+        fold = summary["folds"][0]
+        report[label] = {
+            "minutes": minutes,
+            "mae": fold["mae"],
+            "epochs": fold["epochs"],
+            "crystal_system_knn_accuracy": fold["separability"]["crystal_system_knn_accuracy"],
+        }
+        print(f"fold 0, {minutes:g} min, {label}: MAE {fold['mae']:.4f} ({fold['epochs']} epochs)")
+    return report
 
 
 def throughput(subset: Path, out: Path, batches: int = 30, batch_size: int = 32) -> dict:
@@ -174,12 +210,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench_sen"))
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--throughput", action="store_true", help="only measure throughput")
+    parser.add_argument("--fold0-minutes", type=float, default=None, help="longer fold-0 check")
     args = parser.parse_args()
     file = RESULTS / "sen.json"
     payload = json.loads(file.read_text()) if file.is_file() else {}
     subset = write_subset(args.data, args.subset, 0, args.out / f"mp_subset_{args.subset}.extxyz")
     if args.throughput:
         payload["throughput"] = throughput(subset, args.out)
+    elif args.fold0_minutes:
+        key = f"fold0_{args.fold0_minutes:g}min"
+        payload[key] = fold0_longer(subset, args.out, args.fold0_minutes, args.threads)
     else:
         if not args.collect_only:
             run_all(subset, args.out, args.minutes, args.threads)
