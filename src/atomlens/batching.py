@@ -10,6 +10,7 @@ import torch
 
 from atomlens.datasets.dataset import GraphDataset
 from atomlens.graphs.graph import Graph
+from atomlens.structures.symmetry import concatenate_symmetry
 
 
 @dataclass
@@ -80,11 +81,8 @@ def collate(
     edge_offset = np.repeat(new_offset, edge_count)
     symmetry = {}
     if "space_group" in a:
-        symmetry = {
-            "space_group": _tensor(a["space_group"][indices], torch.long),
-            "site_symmetry_order": _tensor(a["site_symmetry_order"][atoms], torch.long),
-            "wyckoff_multiplicity": _tensor(a["wyckoff_multiplicity"][atoms], torch.long),
-        }
+        rows = {"space_group": indices, "site_symmetry_order": atoms, "wyckoff_multiplicity": atoms}
+        symmetry = {name: _tensor(a[name][rows[name]], torch.long) for name in rows}
 
     return Batch(
         numbers=_tensor(a["numbers"][atoms], torch.long),
@@ -120,15 +118,8 @@ def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -
     symmetry = {}
     records = [g.symmetry for g in graphs]
     if all(r is not None for r in records):
-        symmetry = {
-            "space_group": torch.tensor([r.space_group for r in records], dtype=torch.long),
-            "site_symmetry_order": _tensor(
-                np.concatenate([r.site_order for r in records]), torch.long
-            ),
-            "wyckoff_multiplicity": _tensor(
-                np.concatenate([r.multiplicity for r in records]), torch.long
-            ),
-        }
+        stacked = concatenate_symmetry(records)
+        symmetry = {name: _tensor(values, torch.long) for name, values in stacked.items()}
 
     return Batch(
         numbers=_tensor(cat("numbers"), torch.long),

@@ -33,6 +33,7 @@ from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
 from atomlens.structures.record import Structure
+from atomlens.structures.symmetry import concatenate_symmetry
 
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
@@ -247,15 +248,9 @@ def _concatenate(graphs: list[Graph], kept: list[int], symmetry: bool) -> dict[s
     arrays["atom_count"] = np.array([g.num_atoms for g in graphs], dtype=np.int64)
     arrays["edge_count"] = np.array([g.num_edges for g in graphs], dtype=np.int64)
     if symmetry:
-        records = [g.symmetry for g in graphs]
-        arrays["space_group"] = np.array([r.space_group for r in records], dtype=np.int16)
-        arrays["site_symmetry_order"] = _concat_ints([r.site_order for r in records])
-        arrays["wyckoff_multiplicity"] = _concat_ints([r.multiplicity for r in records])
+        stacked = concatenate_symmetry([g.symmetry for g in graphs])
+        arrays |= {name: values.astype(np.int16) for name, values in stacked.items()}
     return arrays
-
-
-def _concat_ints(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts).astype(np.int16) if parts else np.empty(0, np.int16)
 
 
 def _chunk_name(chunk_id: int) -> str:

@@ -23,7 +23,7 @@ from atomlens.errors import DataError
 from atomlens.explain.attention import Explanation
 from atomlens.explain.separability import plot_projection, project_2d, separability
 from atomlens.files import atomic_path, write_text_atomic
-from atomlens.structures.symmetry import CRYSTAL_SYSTEMS, analyse_symmetry
+from atomlens.structures.symmetry import CRYSTAL_SYSTEMS, analyse_symmetry, crystal_system_index
 
 
 def has_capsules(explanations: Sequence[Explanation]) -> bool:
@@ -45,9 +45,10 @@ def write_capsules(explanations: Sequence[Explanation], out_dir: Path) -> list[P
         key: np.stack([item.extras[key] for item in explanations])
         for key in ("crystal_vector", "capsule_presence", "capsule_pose", "capsule_matrix")
     }
+    systems = crystal_system_index(groups)
     records = []
     for k, item in enumerate(explanations):
-        system = CRYSTAL_SYSTEMS[s] if (s := _system(groups[k])) >= 0 else "unknown"
+        system = CRYSTAL_SYSTEMS[systems[k]] if systems[k] >= 0 else "unknown"
         records.append(
             {
                 "name": item.name,
@@ -89,12 +90,6 @@ def write_capsules(explanations: Sequence[Explanation], out_dir: Path) -> list[P
     return written
 
 
-def _system(group: int) -> int:
-    from atomlens.structures.symmetry import crystal_system_index
-
-    return int(crystal_system_index(int(group)))
-
-
 def _rounded(array: np.ndarray) -> list:
     return np.round(np.asarray(array, dtype=np.float64), 5).tolist()
 
@@ -104,7 +99,7 @@ def _plot_presence(presence: np.ndarray, groups: np.ndarray, path: Path) -> Path
     from atomlens.plotting import pyplot, save_figure
 
     plt = pyplot()
-    systems = np.array([_system(g) for g in groups])
+    systems = crystal_system_index(groups)
     rows = [s for s in range(len(CRYSTAL_SYSTEMS)) if (systems == s).any()]
     if (systems < 0).any():
         rows.append(-1)

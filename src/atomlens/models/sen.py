@@ -34,7 +34,7 @@ from atomlens.models.layers import (
     segment_softmax,
     segment_sum,
 )
-from atomlens.structures.symmetry import CRYSTAL_SYSTEMS, SITE_ORDERS
+from atomlens.structures.symmetry import CRYSTAL_SYSTEMS, SITE_ORDERS, SYSTEM_ENDS
 
 N_ELEMENTS = 119
 N_CAPSULES = 16
@@ -225,7 +225,7 @@ class SymmetryStream(nn.Module):
         self.to_atoms = nn.Linear(dim + 1, width)
         self.to_state = nn.Linear(2 * dim, width)
         self.register_buffer("orders", torch.tensor(SITE_ORDERS))
-        self.register_buffer("system_ends", torch.tensor([2, 15, 74, 142, 167, 194, 230]))
+        self.register_buffer("system_ends", torch.tensor(SYSTEM_ENDS))
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(atom features (N, width), state features (B, width))."""

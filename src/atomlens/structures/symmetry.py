@@ -27,7 +27,7 @@ CRYSTAL_SYSTEMS = (
     "cubic",
 )
 # Last space-group number of each crystal system, in the order of CRYSTAL_SYSTEMS.
-_SYSTEM_ENDS = np.array([2, 15, 74, 142, 167, 194, 230])
+SYSTEM_ENDS = (2, 15, 74, 142, 167, 194, 230)
 # Orders of the 32 crystallographic point groups (a site-symmetry group is one of them).
 SITE_ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 48)
 # Orders of the crystallographic point groups by their Hermann-Mauguin symbol (with the
@@ -62,10 +62,29 @@ class SiteSymmetry:
         return crystal_system_index(self.space_group)
 
 
+def concatenate_symmetry(records: list[SiteSymmetry]) -> dict[str, np.ndarray]:
+    """Symmetry of several structures as the arrays a cache entry and a Batch hold.
+
+    Returns:
+        ``space_group`` (one per structure), ``site_symmetry_order`` and
+        ``wyckoff_multiplicity`` (one per atom, structures concatenated), all int64.
+    """
+
+    def atoms(name: str) -> np.ndarray:
+        parts = [getattr(r, name) for r in records]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+    return {
+        "space_group": np.array([r.space_group for r in records], dtype=np.int64),
+        "site_symmetry_order": atoms("site_order"),
+        "wyckoff_multiplicity": atoms("multiplicity"),
+    }
+
+
 def crystal_system_index(space_group: int | np.ndarray) -> np.ndarray | int:
     """Crystal-system index (0-6) of space-group number(s); -1 for 0 (unknown)."""
     numbers = np.asarray(space_group)
-    index = np.searchsorted(_SYSTEM_ENDS, numbers, side="left")
+    index = np.searchsorted(np.asarray(SYSTEM_ENDS), numbers, side="left")
     index = np.where((numbers >= 1) & (numbers <= 230), index, -1)
     return int(index) if index.ndim == 0 else index
 

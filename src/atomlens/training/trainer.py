@@ -97,9 +97,9 @@ def learning_rate(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0)
         return t.lr
     if t.scheduler == "cosine_budget":
         phase = min(elapsed_seconds / (60 * (t.max_minutes or math.inf)), 1.0)
-        return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * phase))
-    period = t.epochs if t.scheduler == "cosine" else t.restart_epochs
-    phase = (epoch % period) / period
+    else:
+        period = t.epochs if t.scheduler == "cosine" else t.restart_epochs
+        phase = (epoch % period) / period
     return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * phase))
 
 
