@@ -3,59 +3,80 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 
 from atomlens.datasets.dataset import GraphDataset
 from atomlens.graphs.graph import Graph
-from atomlens.structures.symmetry import concatenate_symmetry
+from atomlens.graphs.schema import BATCH_FIELDS, FIELDS, FieldSpec
 
 
-@dataclass
 class Batch:
-    """Tensors of B graphs with N atoms and E edges in all.
+    """Tensors of B graphs with N atoms and E edges in all, by field name.
 
-    Edge indices (``centers``, ``neighbors``) point into the batch's atoms.
+    Holds every graph field of :mod:`atomlens.graphs.schema` that the graphs carry (an
+    optional field they lack reads as None) plus ``graph_index`` (N,), ``num_atoms`` (B,),
+    ``targets`` (B, T) and ``index`` (B,). Edge indices (``centers``, ``neighbors``) point
+    into the batch's atoms. Read a field as an attribute: ``batch.distance``.
     """
 
-    numbers: torch.Tensor  # (N,) long
-    positions: torch.Tensor  # (N, 3)
-    graph_index: torch.Tensor  # (N,) long: graph of each atom
-    centers: torch.Tensor  # (E,) long
-    neighbors: torch.Tensor  # (E,) long
-    shifts: torch.Tensor  # (E, 3)
-    distance: torch.Tensor  # (E,)
-    solid_angle: torch.Tensor  # (E,)
-    solid_angle_ratio: torch.Tensor  # (E,)
-    cell: torch.Tensor  # (B, 3, 3)
-    num_atoms: torch.Tensor  # (B,) long
-    targets: torch.Tensor  # (B, T)
-    index: torch.Tensor  # (B,) long: position of each graph in its data set
-    # Symmetry, present when the graphs were built with it (see structures.symmetry):
-    space_group: torch.Tensor | None = None  # (B,) long, 0 = unknown
-    site_symmetry_order: torch.Tensor | None = None  # (N,) long
-    wyckoff_multiplicity: torch.Tensor | None = None  # (N,) long
+    __slots__ = ("_tensors",)
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        unknown = sorted(set(tensors) - set(_BATCH_SPECS))
+        if unknown:
+            raise TypeError(f"unknown batch field(s) {unknown}; see atomlens.graphs.schema")
+        missing = [n for n, s in _BATCH_SPECS.items() if not s.optional and n not in tensors]
+        if missing:
+            raise TypeError(f"a Batch needs the field(s) {missing}")
+        object.__setattr__(self, "_tensors", dict(tensors))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_tensors":
+            raise AttributeError(name)
+        if name in self._tensors:
+            return self._tensors[name]
+        if name in _BATCH_SPECS:
+            return None
+        raise AttributeError(f"'Batch' has no attribute '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Batch is immutable; use batch.replace(...)")
+
+    def __repr__(self) -> str:
+        return f"Batch(graphs={self.num_graphs}, atoms={self.numbers.shape[0]})"
 
     @property
     def num_graphs(self) -> int:
         """Number of graphs B."""
-        return int(self.num_atoms.shape[0])
+        return int(self._tensors["num_atoms"].shape[0])
 
-    def to(self, device: torch.device | str) -> Batch:
-        """A copy with every tensor on ``device``."""
-        return Batch(
-            **{
-                f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
-                for f in fields(self)
-            }
-        )
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the batch, by field name."""
+        return dict(self._tensors)
+
+    def replace(self, **changes: torch.Tensor) -> Batch:
+        """A copy with some tensors changed."""
+        return Batch(self._tensors | changes)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """A copy with every tensor on ``device`` (asynchronous from pinned memory)."""
+        return Batch({k: v.to(device, non_blocking=non_blocking) for k, v in self._tensors.items()})
+
+    def pin_memory(self) -> Batch:
+        """A copy in page-locked memory, for fast asynchronous copies to a GPU."""
+        return Batch({k: v.pin_memory() for k, v in self._tensors.items()})
 
 
-def _tensor(array: np.ndarray, kind: torch.dtype) -> torch.Tensor:
-    """A contiguous torch tensor of the given dtype from a numpy array (or memory map)."""
-    return torch.from_numpy(np.ascontiguousarray(array)).to(kind)
+_BATCH_SPECS: dict[str, FieldSpec] = {f.name: f for f in (*FIELDS, *BATCH_FIELDS)}
+
+
+def _tensor(array: np.ndarray, spec: FieldSpec, dtype: torch.dtype) -> torch.Tensor:
+    """A contiguous tensor of the field's type (floats in ``dtype``) from a numpy array."""
+    kind = {"index": torch.long, "int": torch.long, "float": dtype, "bool": torch.bool}
+    return torch.from_numpy(np.ascontiguousarray(array)).to(kind[spec.kind])
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -63,6 +84,21 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     total = int(counts.sum())
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
     return offsets + np.arange(total)
+
+
+def _batch_extras(
+    atom_count: np.ndarray, targets: np.ndarray, index: np.ndarray, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """The batch-only fields: graph of each atom, atom counts, labels and data-set rows."""
+    spec = _BATCH_SPECS
+    return {
+        "graph_index": torch.repeat_interleave(
+            torch.arange(atom_count.size), torch.from_numpy(atom_count.astype(np.int64))
+        ),
+        "num_atoms": _tensor(atom_count, spec["num_atoms"], dtype),
+        "targets": _tensor(targets, spec["targets"], dtype),
+        "index": _tensor(index, spec["index"], dtype),
+    }
 
 
 def collate(
@@ -75,70 +111,55 @@ def collate(
     atom_count = a["atom_ptr"][indices + 1] - atom_start
     edge_start = a["edge_ptr"][indices]
     edge_count = a["edge_ptr"][indices + 1] - edge_start
-    atoms = _ranges(atom_start, atom_count)
-    edges = _ranges(edge_start, edge_count)
-    new_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
-    edge_offset = np.repeat(new_offset, edge_count)
-    symmetry = {}
-    if "space_group" in a:
-        rows = {"space_group": indices, "site_symmetry_order": atoms, "wyckoff_multiplicity": atoms}
-        symmetry = {name: _tensor(a[name][rows[name]], torch.long) for name in rows}
-
-    return Batch(
-        numbers=_tensor(a["numbers"][atoms], torch.long),
-        positions=_tensor(a["positions"][atoms], dtype),
-        graph_index=torch.repeat_interleave(
-            torch.arange(indices.size), torch.from_numpy(atom_count)
-        ),
-        centers=_tensor(a["centers"][edges] + edge_offset, torch.long),
-        neighbors=_tensor(a["neighbors"][edges] + edge_offset, torch.long),
-        shifts=_tensor(a["shifts"][edges], dtype),
-        distance=_tensor(a["distance"][edges], dtype),
-        solid_angle=_tensor(a["solid_angle"][edges], dtype),
-        solid_angle_ratio=_tensor(a["solid_angle_ratio"][edges], dtype),
-        cell=_tensor(a["cell"][indices], dtype),
-        num_atoms=_tensor(atom_count, torch.long),
-        targets=_tensor(a["targets"][indices], dtype),
-        index=_tensor(indices, torch.long),
-        **symmetry,
-    )
+    rows = {
+        "graph": indices,
+        "node": _ranges(atom_start, atom_count),
+        "edge": _ranges(edge_start, edge_count),
+    }
+    atom_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
+    offsets = {
+        "graph": atom_offset,
+        "node": np.repeat(atom_offset, atom_count),
+        "edge": np.repeat(atom_offset, edge_count),
+    }
+    tensors = {}
+    for spec in FIELDS:
+        if spec.name in a:
+            values = a[spec.name][rows[spec.level]]
+            if spec.kind == "index":
+                values = values + offsets[spec.level]
+            tensors[spec.name] = _tensor(values, spec, dtype)
+    tensors |= _batch_extras(atom_count, a["targets"][indices], indices, dtype)
+    return Batch(tensors)
 
 
 def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -> Batch:
-    """One Batch from in-memory Graphs (for prediction on new structures; no targets)."""
+    """One Batch from in-memory Graphs (for prediction on new structures; no targets).
+
+    An optional field group enters the batch when every graph carries it.
+    """
     if not graphs:
         raise ValueError("no graphs to batch")
-    atom_count = np.array([g.num_atoms for g in graphs])
-    edge_count = np.array([g.num_edges for g in graphs])
-    offset = np.repeat(np.concatenate([[0], np.cumsum(atom_count)[:-1]]), edge_count)
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(g, name) for g in graphs])
-
-    symmetry = {}
-    records = [g.symmetry for g in graphs]
-    if all(r is not None for r in records):
-        stacked = concatenate_symmetry(records)
-        symmetry = {name: _tensor(values, torch.long) for name, values in stacked.items()}
-
-    return Batch(
-        numbers=_tensor(cat("numbers"), torch.long),
-        positions=_tensor(cat("positions"), dtype),
-        graph_index=torch.repeat_interleave(
-            torch.arange(len(graphs)), torch.from_numpy(atom_count)
-        ),
-        centers=_tensor(cat("centers") + offset, torch.long),
-        neighbors=_tensor(cat("neighbors") + offset, torch.long),
-        shifts=_tensor(cat("shifts").reshape(-1, 3), dtype),
-        distance=_tensor(cat("distance"), dtype),
-        solid_angle=_tensor(cat("solid_angle"), dtype),
-        solid_angle_ratio=_tensor(cat("solid_angle_ratio"), dtype),
-        cell=_tensor(np.stack([g.cell for g in graphs]), dtype),
-        num_atoms=_tensor(atom_count, torch.long),
-        targets=torch.full((len(graphs), 1), float("nan"), dtype=dtype),
-        index=torch.arange(len(graphs)),
-        **symmetry,
-    )
+    atom_count = np.array([g.num_atoms for g in graphs], dtype=np.int64)
+    edge_count = np.array([g.num_edges for g in graphs], dtype=np.int64)
+    atom_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
+    offsets = {
+        "graph": atom_offset,
+        "node": np.repeat(atom_offset, atom_count),
+        "edge": np.repeat(atom_offset, edge_count),
+    }
+    tensors = {}
+    for spec in FIELDS:
+        parts = [getattr(g, spec.name) for g in graphs]
+        if any(p is None for p in parts):
+            continue
+        values = np.stack(parts) if spec.level == "graph" else np.concatenate(parts)
+        if spec.kind == "index":
+            values = values + offsets[spec.level]
+        tensors[spec.name] = _tensor(values, spec, dtype)
+    targets = np.full((len(graphs), 1), np.nan)
+    tensors |= _batch_extras(atom_count, targets, np.arange(len(graphs)), dtype)
+    return Batch(tensors)
 
 
 def iterate_batches(

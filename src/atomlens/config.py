@@ -6,11 +6,17 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
 
 from atomlens.errors import DataError
-from atomlens.models import MODEL_CONFIGS, ModelConfig
-from atomlens.models.scann import ScannConfig
+from atomlens.models import MODELS, ModelConfigBase, ScannConfig, model_spec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -79,7 +85,7 @@ class TrainConfig(BaseModel):
 
     run_dir: str = "runs/default"
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ScannConfig)
+    model: SerializeAsAny[ModelConfigBase] = Field(default_factory=ScannConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @field_validator("model", mode="before")
@@ -89,9 +95,9 @@ class TrainConfig(BaseModel):
         if not isinstance(raw, dict):
             return raw
         name = raw.get("name", "scann")
-        if name not in MODEL_CONFIGS:
-            raise ValueError(f"unknown model name '{name}'; choose from {sorted(MODEL_CONFIGS)}")
-        return MODEL_CONFIGS[name].model_validate(raw)
+        if name not in MODELS:
+            raise ValueError(f"unknown model name '{name}'; choose from {sorted(MODELS)}")
+        return model_spec(name).config.model_validate(raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

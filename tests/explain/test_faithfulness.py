@@ -4,7 +4,7 @@ import torch
 
 from atomlens.batching import batch_from_graphs
 from atomlens.explain.attention import explain
-from atomlens.explain.faithfulness import faithfulness, mask_counts, subgraph
+from atomlens.explain.faithfulness import faithfulness, mask_counts
 from atomlens.structures import read_structures
 
 
@@ -18,7 +18,7 @@ def test_subgraph_keeps_edges_between_kept_atoms(explanations):
     graph = explanations[5].graph
     keep = np.zeros(graph.num_atoms, dtype=bool)
     keep[[0, 2, 3]] = True
-    sub = subgraph(graph, keep)
+    sub = graph.subgraph(keep)
     assert sub.num_atoms == 3
     expected = {
         (int(c), int(n))

@@ -111,8 +111,7 @@ def test_invariant_to_rotation_translation_atom_order_and_supercell():
 
 def test_symmetry_stream_is_used_only_when_switched_on(crystal_dataset):
     batch = collate(crystal_dataset, np.arange(6), dtype=torch.float64)
-    changed = collate(crystal_dataset, np.arange(6), dtype=torch.float64)
-    changed.space_group = torch.where(changed.space_group == 225, 221, 225)
+    changed = batch.replace(space_group=torch.where(batch.space_group == 225, 221, 225))
     with_stream, without = make_model(), make_model(symmetry=False)
     assert not torch.allclose(with_stream(batch)["prediction"], with_stream(changed)["prediction"])
     assert torch.equal(without(batch)["prediction"], without(changed)["prediction"])

@@ -99,6 +99,21 @@ def test_sen_explanations_include_capsules_and_separability(sen_benchmark, tmp_p
         assert (tmp_path / name).is_file(), name
 
 
+def test_sen_explain_with_faithfulness_and_a_clear_local_error(sen_benchmark, tmp_path, capsys):
+    root, _, _ = sen_benchmark
+    run = str(root / "sen" / "fold_0")
+    out = tmp_path / "explained"
+    args = ["explain", run, CRYSTALS, "--figures", "0", "--out", str(out)]
+    assert main([*args, "--faithfulness"]) == 0
+    summary = json.loads((out / "faithfulness.json").read_text())
+    assert summary["n_structures"] == 13 and summary["n_skipped"] == 1  # one 1-atom cell
+    assert summary["mode"] == "atom"
+    assert np.isfinite(summary["deletion_auc"]["attention"])
+    assert main([*args, "--local"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("model 'sen' has none (models that do: scann)") and "\n" not in err
+
+
 def test_scann_through_the_same_runner(tmp_path):
     summary = run_benchmark(
         "band_gap",
@@ -139,7 +154,9 @@ def test_task_resolution_and_cli_errors(tmp_path, capsys):
     assert "unknown target(s) ['nope']" in capsys.readouterr().err
     args = ["benchmark", "--task", "band_gap", "--data", CRYSTALS, "--model", "scann"]
     assert main([*args, "--out", out, "--no-symmetry"]) == 1
-    assert "--no-symmetry applies to --model sen only" in capsys.readouterr().err
+    assert "--no-symmetry: model 'scann' has no symmetry stream" in capsys.readouterr().err
+    assert main([*args[:-1], "nosuchmodel", "--out", out]) == 1
+    assert "unknown model 'nosuchmodel'; choose from scann, sen" in capsys.readouterr().err
     assert main([*args, "--out", out, "--folds", "1"]) == 1
     assert "at least 2 folds" in capsys.readouterr().err
 

@@ -14,7 +14,7 @@ def register(commands: Any) -> None:
     """Add the benchmark command to the ``atomlens`` parser."""
     bench = commands.add_parser(
         "benchmark",
-        help="k-fold benchmark of SCANN or SEN on a MatBench task or any labelled extxyz",
+        help="k-fold benchmark of a model on a MatBench task or any labelled extxyz",
         description="Train and test a model on each of k folds (MatBench's definition: "
         "KFold(shuffle, seed 18012019)), with an inner validation split for early "
         "stopping. Writes per-fold and mean MAE to <out>/benchmark.json and a table to "
@@ -28,7 +28,9 @@ def register(commands: Any) -> None:
         "(e.g. formation_energy_per_atom)",
     )
     bench.add_argument("--data", default=None, help="structure file with labels (extxyz, db)")
-    bench.add_argument("--model", choices=["scann", "sen"], required=True)
+    bench.add_argument(
+        "--model", required=True, help="a registered model (atomlens.models.MODELS), e.g. scann"
+    )
     bench.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
     bench.add_argument(
         "--only-fold",
@@ -44,7 +46,8 @@ def register(commands: Any) -> None:
     bench.add_argument(
         "--no-symmetry",
         action="store_true",
-        help="SEN without its symmetry stream (the ablation); same as --set model.symmetry=false",
+        help="a model with a symmetry stream (SEN) without it (the ablation); same as "
+        "--set model.symmetry=false",
     )
     bench.add_argument(
         "--val-fraction",
@@ -57,12 +60,13 @@ def register(commands: Any) -> None:
 
 def _benchmark(args: argparse.Namespace) -> None:
     from atomlens.errors import DataError
+    from atomlens.models import model_spec
     from atomlens.training.benchmark import format_table, run_benchmark
 
     overrides = list(args.overrides)
     if args.no_symmetry:
-        if args.model != "sen":
-            raise DataError("--no-symmetry applies to --model sen only")
+        if not model_spec(args.model).can("needs_symmetry"):
+            raise DataError(f"--no-symmetry: model '{args.model}' has no symmetry stream")
         overrides.append("model.symmetry=false")
     summary = run_benchmark(
         args.task,

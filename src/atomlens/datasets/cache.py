@@ -31,25 +31,13 @@ from atomlens.errors import DataError, StructureError, describe_location
 from atomlens.files import atomic_path
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
+from atomlens.graphs.schema import FIELDS, GROUPS
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
 from atomlens.structures.record import Structure
-from atomlens.structures.symmetry import concatenate_symmetry
 
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
 GRAPH_KINDS: dict[str, type] = {"voronoi": VoronoiParams, "cutoff": CutoffParams}
-# Concatenated per-atom and per-edge arrays of a cache entry: name -> (dtype, row shape).
-# Edge indices are local to their graph; float32 keeps QM9 at ~340 MiB.
-CONCATENATED_ARRAYS: dict[str, tuple[Any, tuple[int, ...]]] = {
-    "numbers": (np.int16, ()),
-    "positions": (np.float64, (3,)),
-    "centers": (np.int32, ()),
-    "neighbors": (np.int32, ()),
-    "shifts": (np.int16, (3,)),
-    "distance": (np.float32, ()),
-    "solid_angle": (np.float32, ()),
-    "solid_angle_ratio": (np.float32, ()),
-}
 
 
 def make_params(kind: str, **overrides: Any) -> VoronoiParams | CutoffParams:
@@ -215,7 +203,8 @@ def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
             continue
         graphs.append(result)
         kept.append(index)
-    arrays = _concatenate(graphs, kept, symmetry=bool(getattr(params, "symmetry", False)))
+    groups = {group for group in GROUPS if getattr(params, group, False)}
+    arrays = _concatenate(graphs, kept, groups)
     skipped.sort()
     arrays["skipped_index"] = np.array([s[0] for s in skipped], dtype=np.int64)
     arrays["skipped_reason"] = np.array([s[1] for s in skipped], dtype=str)
@@ -237,19 +226,26 @@ def graphs_of(
     return results
 
 
-def _concatenate(graphs: list[Graph], kept: list[int], symmetry: bool) -> dict[str, np.ndarray]:
+def _concatenate(graphs: list[Graph], kept: list[int], groups: set[str]) -> dict[str, np.ndarray]:
+    """The schema fields of ``graphs`` as cache arrays (graph-level fields stacked).
+
+    Node and edge fields are concatenated with edge indices left local to each graph; the
+    fields of an optional group are written when the graph parameters ask for the group.
+    """
     arrays = {}
-    for name, (dtype, row) in CONCATENATED_ARRAYS.items():
-        parts = [getattr(g, name) for g in graphs]
-        arrays[name] = np.concatenate(parts).astype(dtype) if parts else np.empty((0, *row), dtype)
-    arrays["cell"] = np.array([g.cell for g in graphs], dtype=np.float64).reshape(-1, 3, 3)
-    arrays["pbc"] = np.array([g.pbc for g in graphs], dtype=bool).reshape(-1, 3)
+    for spec in FIELDS:
+        if spec.group is not None and spec.group not in groups:
+            continue
+        parts = [np.asarray(getattr(g, spec.name)) for g in graphs]
+        if not parts:
+            arrays[spec.name] = spec.empty()
+        elif spec.level == "graph":
+            arrays[spec.name] = np.stack(parts).astype(spec.stored)
+        else:
+            arrays[spec.name] = np.concatenate(parts).astype(spec.stored)
     arrays["record_index"] = np.array(kept, dtype=np.int64)
     arrays["atom_count"] = np.array([g.num_atoms for g in graphs], dtype=np.int64)
     arrays["edge_count"] = np.array([g.num_edges for g in graphs], dtype=np.int64)
-    if symmetry:
-        stacked = concatenate_symmetry([g.symmetry for g in graphs])
-        arrays |= {name: values.astype(np.int16) for name, values in stacked.items()}
     return arrays
 
 

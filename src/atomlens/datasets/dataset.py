@@ -10,7 +10,7 @@ import numpy as np
 from atomlens.datasets.cache import read_manifest
 from atomlens.errors import DataError
 from atomlens.graphs.graph import Graph
-from atomlens.structures.symmetry import SiteSymmetry
+from atomlens.graphs.schema import FIELDS
 
 
 class GraphDataset:
@@ -52,32 +52,18 @@ class GraphDataset:
         return self.arrays["ids"]
 
     def graph(self, index: int) -> Graph:
-        """The graph at ``index`` as a Graph object."""
+        """The graph at ``index`` as a Graph object (every schema field the entry holds)."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"graph index {index} out of range for {len(self)} graphs")
         index %= len(self)
         a = self.arrays
-        atoms = slice(int(a["atom_ptr"][index]), int(a["atom_ptr"][index + 1]))
-        edges = slice(int(a["edge_ptr"][index]), int(a["edge_ptr"][index + 1]))
-        symmetry = None
-        if self.has_symmetry:
-            symmetry = SiteSymmetry(
-                space_group=int(a["space_group"][index]),
-                site_order=np.asarray(a["site_symmetry_order"][atoms], dtype=np.int64),
-                multiplicity=np.asarray(a["wyckoff_multiplicity"][atoms], dtype=np.int64),
-            )
+        rows = {
+            "graph": index,
+            "node": slice(int(a["atom_ptr"][index]), int(a["atom_ptr"][index + 1])),
+            "edge": slice(int(a["edge_ptr"][index]), int(a["edge_ptr"][index + 1])),
+        }
         return Graph(
-            numbers=np.asarray(a["numbers"][atoms], dtype=np.int64),
-            positions=np.asarray(a["positions"][atoms]),
-            cell=np.asarray(a["cell"][index]),
-            pbc=np.asarray(a["pbc"][index]),
-            centers=np.asarray(a["centers"][edges], dtype=np.int64),
-            neighbors=np.asarray(a["neighbors"][edges], dtype=np.int64),
-            shifts=np.asarray(a["shifts"][edges], dtype=np.int64),
-            distance=np.asarray(a["distance"][edges], dtype=np.float64),
-            solid_angle=np.asarray(a["solid_angle"][edges], dtype=np.float64),
-            solid_angle_ratio=np.asarray(a["solid_angle_ratio"][edges], dtype=np.float64),
-            symmetry=symmetry,
+            **{spec.name: a[spec.name][rows[spec.level]] for spec in FIELDS if spec.name in a}
         )
 
     @property

@@ -10,6 +10,7 @@ from ase.data import chemical_symbols
 
 from atomlens.graphs.graph import Graph
 from atomlens.inference import Predictor
+from atomlens.models import require
 from atomlens.structures.record import Structure, structure_name
 
 
@@ -91,7 +92,11 @@ def explain(
 
     Raises:
         StructureError: Naming the structure whose graph cannot be built.
+        DataError: If the model gives no atom attention, or no local attention when asked.
     """
+    require(predictor.config.model, "atom_attention", "explain")
+    if local:
+        require(predictor.config.model, "local_attention", "per-layer local attention (--local)")
     results: list[Explanation] = []
     for chunk, graphs, output in predictor.forward(
         structures, batch_size, return_local_attention=local

@@ -30,6 +30,7 @@ from atomlens.batching import batch_from_graphs
 from atomlens.explain.attention import Explanation
 from atomlens.graphs.graph import Graph
 from atomlens.inference import Predictor
+from atomlens.models import require
 
 MaskMode = Literal["atom", "readout"]
 ORDERS = ("attention", "random", "least")
@@ -102,22 +103,13 @@ def _ratio(areas: dict[str, np.ndarray]) -> float:
     return float(areas["attention"].mean()) / random if random > 0 else float("nan")
 
 
-def subgraph(graph: Graph, keep: np.ndarray) -> Graph:
-    """The graph restricted to atoms where ``keep`` is True (edges between kept atoms)."""
-    new_index = np.cumsum(keep) - 1
-    edges = keep[graph.centers] & keep[graph.neighbors]
-    return Graph(
-        numbers=graph.numbers[keep],
-        positions=graph.positions[keep],
-        cell=graph.cell,
-        pbc=graph.pbc,
-        centers=new_index[graph.centers[edges]],
-        neighbors=new_index[graph.neighbors[edges]],
-        shifts=graph.shifts[edges],
-        distance=graph.distance[edges],
-        solid_angle=graph.solid_angle[edges],
-        solid_angle_ratio=graph.solid_angle_ratio[edges],
-    )
+def check_capable(predictor: Predictor, mode: str) -> None:
+    """Raise a clear error when the model cannot be scored with this mask."""
+    if mode not in ("atom", "readout"):
+        raise ValueError(f"mode must be 'atom' or 'readout', got {mode!r}")
+    require(predictor.config.model, "atom_attention", "faithfulness")
+    if mode == "readout":
+        require(predictor.config.model, "readout_mask", "faithfulness with the readout mask")
 
 
 def mask_counts(n_atoms: int, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +132,7 @@ def _predict_masked(
     for start in tqdm(starts, desc="faithfulness", unit="batch", disable=not progress):
         chunk = variants[start : start + batch_size]
         if mode == "atom":
-            batch = batch_from_graphs([subgraph(g, keep) for g, keep in chunk])
+            batch = batch_from_graphs([g.subgraph(keep) for g, keep in chunk])
             output = predictor.model(batch)
         else:
             batch = batch_from_graphs([g for g, _ in chunk])
@@ -174,8 +166,7 @@ def faithfulness(
         batch_size: Masked structures per forward pass.
         progress: Show a progress bar.
     """
-    if mode not in ("atom", "readout"):
-        raise ValueError(f"mode must be 'atom' or 'readout', got {mode!r}")
+    check_capable(predictor, mode)
     if n_fractions < 2 or n_random < 1:
         raise ValueError("need n_fractions >= 2 and n_random >= 1")
     fractions = np.linspace(0.0, 1.0, n_fractions)

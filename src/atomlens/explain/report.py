@@ -9,7 +9,7 @@ from pathlib import Path
 from atomlens.errors import DataError
 from atomlens.explain import capsules, figures, html, tables
 from atomlens.explain.attention import Explanation, explain
-from atomlens.explain.faithfulness import MaskMode, faithfulness
+from atomlens.explain.faithfulness import MaskMode, check_capable, faithfulness
 from atomlens.files import safe_filename, write_csv, write_text_atomic
 from atomlens.inference import Predictor
 from atomlens.structures.record import Structure
@@ -43,6 +43,8 @@ def write_report(
     """
     if not structures:
         raise DataError("no structures to explain")
+    if faithfulness_mode is not None:  # before the long work, not after it
+        check_capable(predictor, faithfulness_mode)
     explanations = explain(predictor, list(structures), local=local)
     out_dir.mkdir(parents=True, exist_ok=True)
     figure_dir = out_dir / "figures"

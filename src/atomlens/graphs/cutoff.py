@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def cutoff_graph(structure: Structure, params: CutoffParams | None = None) -> Gr
     if not params.allow_isolated:
         check_no_isolated(structure, graph, f"cutoff ({radius} A)")
     if params.symmetry:
-        graph = replace(graph, symmetry=analyse_symmetry(structure, params.symprec))
+        graph = graph.with_symmetry(analyse_symmetry(structure, params.symprec))
     return graph
 
 

@@ -10,11 +10,12 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch
+from atomlens.models.base import ModelConfigBase
 from atomlens.models.layers import (
     GaussianExpansion,
     output_activation,
@@ -25,7 +26,7 @@ from atomlens.models.layers import (
 N_ELEMENTS = 119
 
 
-class ScannConfig(BaseModel):
+class ScannConfig(ModelConfigBase):
     """Hyper-parameters of SCANN (defaults: the reference's QM9 configuration)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -43,7 +44,6 @@ class ScannConfig(BaseModel):
     max_distance: float = Field(4.0, gt=0, description="d_t: range of the distance expansion")
     dropout: float = Field(0.1, ge=0, lt=1)
     normalize_logits: bool = True
-    output_activation: Literal["none", "relu", "softplus"] = "none"
 
 
 class LocalAttention(nn.Module):

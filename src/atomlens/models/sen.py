@@ -19,15 +19,16 @@ in training.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch
 from atomlens.errors import DataError
+from atomlens.models.base import ModelConfigBase
 from atomlens.models.layers import (
     GaussianExpansion,
     output_activation,
@@ -41,7 +42,7 @@ N_CAPSULES = 16
 POSE_SIZE = 6  # a 2-D affine transform: 2 x 3
 
 
-class SenConfig(BaseModel):
+class SenConfig(ModelConfigBase):
     """Hyper-parameters of SEN (defaults sized for a CPU; the reference uses width 192)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -66,7 +67,10 @@ class SenConfig(BaseModel):
     cross_attention: bool = Field(False, description="attention across the batch (training)")
     presence_noise: float = Field(4.0, ge=0, description="width of uniform logit noise")
     dropout: float = Field(0.0, ge=0, lt=1)
-    output_activation: Literal["none", "relu", "softplus"] = "none"
+
+    def graph_defaults(self) -> dict[str, Any]:
+        """A cutoff graph of ``cutoff`` (widened for isolated atoms), with symmetry if used."""
+        return {"cutoff": self.cutoff, "widen": True, "symmetry": self.symmetry}
 
     def model_post_init(self, _context: object) -> None:
         """Check that z can be viewed as a square image."""

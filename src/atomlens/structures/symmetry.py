@@ -62,25 +62,6 @@ class SiteSymmetry:
         return crystal_system_index(self.space_group)
 
 
-def concatenate_symmetry(records: list[SiteSymmetry]) -> dict[str, np.ndarray]:
-    """Symmetry of several structures as the arrays a cache entry and a Batch hold.
-
-    Returns:
-        ``space_group`` (one per structure), ``site_symmetry_order`` and
-        ``wyckoff_multiplicity`` (one per atom, structures concatenated), all int64.
-    """
-
-    def atoms(name: str) -> np.ndarray:
-        parts = [getattr(r, name) for r in records]
-        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
-
-    return {
-        "space_group": np.array([r.space_group for r in records], dtype=np.int64),
-        "site_symmetry_order": atoms("site_order"),
-        "wyckoff_multiplicity": atoms("multiplicity"),
-    }
-
-
 def crystal_system_index(space_group: int | np.ndarray) -> np.ndarray | int:
     """Crystal-system index (0-6) of space-group number(s); -1 for 0 (unknown)."""
     numbers = np.asarray(space_group)

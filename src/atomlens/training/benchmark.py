@@ -25,9 +25,7 @@ from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_sourc
 from atomlens.datasets.folds import MATBENCH_SEED, inner_validation, kfold_indices
 from atomlens.errors import DataError
 from atomlens.files import write_text_atomic
-from atomlens.models import graph_spec
-
-MODELS = ("scann", "sen")
+from atomlens.models import graph_spec, model_spec
 
 
 def resolve_task(task: str, data: str | None) -> tuple[str, str | None]:
@@ -57,10 +55,12 @@ def benchmark_config(
     overrides: list[str] | None = None,
 ) -> TrainConfig:
     """The training config shared by all folds (run_dir is set per fold)."""
-    if model not in MODELS:
-        raise DataError(f"unknown model '{model}'; choose from {', '.join(MODELS)}")
+    model_spec(model)  # a clear error for an unknown name
     if config_path is None:
-        raw = yaml.safe_load(files("atomlens").joinpath(f"data/benchmark_{model}.yaml").read_text())
+        packaged = files("atomlens").joinpath(f"data/benchmark_{model}.yaml")
+        if not packaged.is_file():
+            raise DataError(f"no packaged benchmark config for model '{model}'; pass --config")
+        raw = yaml.safe_load(packaged.read_text())
     else:
         raw = read_yaml_config(config_path)
     raw.setdefault("model", {})
@@ -91,7 +91,7 @@ def run_benchmark(
 
     Args:
         task: ``matbench_<name>`` or the name of a label of ``data``.
-        model: ``scann`` or ``sen``.
+        model: A registered model name (``atomlens.models.MODELS``).
         out_dir: Folder of the benchmark (one sub-folder per fold).
         data: Structure file with labels (for non-MatBench tasks).
         n_folds: Number of folds.
