@@ -88,8 +88,8 @@ def test_killed_build_resumes_without_redoing_chunks(tmp_path, molecule_file, mo
         build_graph_cache(source, cache_dir=tmp_path, workers=1, chunk_size=4, progress=False)
     (building,) = tmp_path.glob(".building-*")
     assert sorted(p.name for p in building.glob("chunk-*.npz")) == [
-        "chunk-000000.npz",
-        "chunk-000001.npz",
+        "chunk-000000000-000000004.npz",
+        "chunk-000000004-000000008.npz",
     ]
     assert not list(tmp_path.glob("qm9*"))  # nothing half-finished under the final name
 
@@ -100,6 +100,32 @@ def test_killed_build_resumes_without_redoing_chunks(tmp_path, molecule_file, mo
     path = build_graph_cache(source, cache_dir=tmp_path, workers=1, chunk_size=4, progress=False)
     assert calls == [2]
     assert GraphDataset(path).manifest["n_graphs"] == len(source)
+
+
+def test_resume_with_another_chunk_size_never_duplicates_records(
+    tmp_path, molecule_file, monkeypatch
+):
+    source = load_source(str(molecule_file))
+    real = cache_module._build_chunk
+
+    def failing(task):
+        if task[0] == 2:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(cache_module, "_build_chunk", failing)
+    with pytest.raises(KeyboardInterrupt):
+        build_graph_cache(source, cache_dir=tmp_path, workers=1, chunk_size=4, progress=False)
+    monkeypatch.setattr(cache_module, "_build_chunk", real)
+    resumed = GraphDataset(
+        build_graph_cache(source, cache_dir=tmp_path, workers=1, chunk_size=5, progress=False)
+    )
+    clean = GraphDataset(
+        build_graph_cache(source, cache_dir=tmp_path / "clean", workers=1, progress=False)
+    )
+    assert len(resumed) == len(source) == len(set(resumed.ids.tolist()))
+    for name in ("ids", "centers", "distance", "atom_ptr", "edge_ptr", "targets"):
+        assert np.array_equal(resumed.arrays[name], clean.arrays[name]), name
 
 
 def test_nan_label_is_an_error_naming_file_and_frame(tmp_path, crystal_file):

@@ -127,7 +127,8 @@ def build_graph_cache(
         (c, range(start, min(start + chunk_size, len(source))))
         for c, start in enumerate(range(0, len(source), chunk_size))
     ]
-    todo = [(c, r) for c, r in chunks if not (building / _chunk_name(c)).is_file()]
+    _drop_foreign_chunks(building, {_chunk_name(r) for _, r in chunks})
+    todo = [(c, r) for c, r in chunks if not (building / _chunk_name(r)).is_file()]
     done_count = len(source) - sum(len(r) for _, r in todo)
     tasks = (
         (c, [source.structures[i] for i in r], r.start, kind, params, skip_invalid, label_skips)
@@ -144,10 +145,10 @@ def build_graph_cache(
         smoothing=0.1,
     ) as bar:
         for chunk_id, arrays, count in _run_tasks(tasks, _resolve_workers(workers, len(todo))):
-            _save_atomic_npz(building / _chunk_name(chunk_id), arrays)
+            _save_atomic_npz(building / _chunk_name(chunks[chunk_id][1]), arrays)
             bar.update(count)
 
-    _assemble(source, kind, params, key, building, final, len(chunks), started)
+    _assemble(source, kind, params, key, building, final, [r for _, r in chunks], started)
     shutil.rmtree(building, ignore_errors=True)
     return final
 
@@ -206,6 +207,7 @@ def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
     groups = {group for group in GROUPS if getattr(params, group, False)}
     arrays = _concatenate(graphs, kept, groups)
     skipped.sort()
+    arrays["record_range"] = np.array([first_index, first_index + len(structures)], np.int64)
     arrays["skipped_index"] = np.array([s[0] for s in skipped], dtype=np.int64)
     arrays["skipped_reason"] = np.array([s[1] for s in skipped], dtype=str)
     return chunk_id, arrays, len(structures)
@@ -249,8 +251,20 @@ def _concatenate(graphs: list[Graph], kept: list[int], groups: set[str]) -> dict
     return arrays
 
 
-def _chunk_name(chunk_id: int) -> str:
-    return f"chunk-{chunk_id:06d}.npz"
+def _chunk_name(records: range) -> str:
+    """File of the chunk holding ``records``: its name is its record range."""
+    return f"chunk-{records.start:09d}-{records.stop:09d}.npz"
+
+
+def _drop_foreign_chunks(building: Path, expected: set[str]) -> None:
+    """Delete finished chunks of an earlier build whose record ranges this build does not use.
+
+    A build resumed with another chunk size must not reuse chunks by number: their records
+    would overlap this build's (duplicated graphs, molecules in two splits).
+    """
+    for path in building.glob("chunk-*.npz"):
+        if path.name not in expected:
+            path.unlink()
 
 
 def _save_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -267,14 +281,23 @@ def _assemble(
     key: str,
     building: Path,
     final: Path,
-    n_chunks: int,
+    chunks: list[range],
     started: float,
 ) -> None:
     parts: dict[str, list[np.ndarray]] = {}
-    for chunk_id in range(n_chunks):
-        with np.load(building / _chunk_name(chunk_id)) as chunk:
+    for records in chunks:
+        path = building / _chunk_name(records)
+        with np.load(path) as chunk:
+            stored = chunk["record_range"].tolist() if "record_range" in chunk.files else None
+            if stored != [records.start, records.stop]:
+                path.unlink()
+                raise DataError(
+                    f"graph chunk '{path}' holds records {stored}, expected "
+                    f"{[records.start, records.stop]}; it was removed, run the build again"
+                )
             for name in chunk.files:
-                parts.setdefault(name, []).append(chunk[name])
+                if name != "record_range":
+                    parts.setdefault(name, []).append(chunk[name])
     merged = {name: np.concatenate(arrays) for name, arrays in parts.items()}
     skipped = [
         {"record": int(i), "id": source.ids[int(i)], "reason": str(r)}
