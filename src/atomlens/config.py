@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from atomlens.device import DEVICE_PATTERN
 from atomlens.errors import DataError
 from atomlens.models import MODELS, ModelConfigBase, ScannConfig, model_spec
 
@@ -68,6 +69,14 @@ class TrainingConfig(BaseModel):
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget")
     seed: int = 0
     threads: int | None = Field(None, ge=1)
+    device: str = Field(
+        "auto",
+        pattern=DEVICE_PATTERN,
+        description="auto (CUDA if available, else CPU), cpu, cuda, cuda:N or mps",
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of the forward pass (the loss stays in fp32)"
+    )
 
 
 class TrainConfig(BaseModel):

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from atomlens.batching import batch_from_graphs
+from atomlens.batching import Batch, batch_from_graphs
 from atomlens.config import TrainConfig, validate_config
 from atomlens.datasets.cache import graphs_of, make_params
+from atomlens.device import resolve_device, to_cpu
 from atomlens.errors import DataError, StructureError
 from atomlens.graphs.graph import Graph
 from atomlens.models import build_model
@@ -50,9 +51,25 @@ class Prediction:
 
 
 class Predictor:
-    """A trained SCANN or SEN model with its graph parameters and target scaling."""
+    """A trained SCANN or SEN model with its graph parameters and target scaling.
 
-    def __init__(self, run_dir: Path | str, checkpoint: str = "best"):
+    The model lives on ``device``. It may be called with CPU batches (and CPU tensor
+    arguments such as ``readout_mask``): they are moved to its device, and its outputs
+    come back on the CPU, so callers never handle devices.
+
+    Args:
+        run_dir: A training run directory.
+        checkpoint: ``best`` or ``last``.
+        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
+    Raises:
+        DataError: If the run, its checkpoint or the device is unusable.
+    """
+
+    def __init__(
+        self, run_dir: Path | str, checkpoint: str = "best", device: str | torch.device = "auto"
+    ):
+        self.device = resolve_device(device)
         self.run_dir = Path(run_dir)
         config_file = self.run_dir / "config.yaml"
         meta_file = self.run_dir / "metadata.json"
@@ -66,7 +83,9 @@ class Predictor:
             yaml.safe_load(config_file.read_text()), str(config_file)
         )
         self.metadata: dict[str, Any] = json.loads(meta_file.read_text())
-        state = load_checkpoint(self.run_dir / "checkpoints" / f"{checkpoint}.pt")
+        state = load_checkpoint(
+            self.run_dir / "checkpoints" / f"{checkpoint}.pt", map_location="cpu"
+        )
         self.model = build_model(self.config.model)
         try:
             self.model.load_state_dict(state["model"], strict=True)
@@ -77,6 +96,8 @@ class Predictor:
                 f"describes (made by another atomlens version?): {first[:300]}"
             ) from None
         self.model.eval()
+        if self.device.type != "cpu":
+            _serve_from_cpu(self.model.to(self.device), self.device)
         self.graph_kind = str(self.metadata["graph"].get("kind", "voronoi"))
         self.graph_params = make_params(self.graph_kind, **self.metadata["graph"]["params"])
         self.scaling = Scaling(
@@ -190,6 +211,27 @@ class Predictor:
         return results
 
 
-def load_model(run_dir: Path | str, checkpoint: str = "best") -> Predictor:
-    """Load a trained run (``best`` or ``last`` checkpoint) for prediction."""
-    return Predictor(run_dir, checkpoint)
+def load_model(
+    run_dir: Path | str, checkpoint: str = "best", device: str | torch.device = "auto"
+) -> Predictor:
+    """Load a trained run (``best`` or ``last`` checkpoint) for prediction on ``device``.
+
+    Results are numpy arrays on the CPU whatever the device.
+    """
+    return Predictor(run_dir, checkpoint, device)
+
+
+def _serve_from_cpu(model: torch.nn.Module, device: torch.device) -> None:
+    """Hooks: move a forward's Batch/tensor arguments to ``device``, its outputs to the CPU."""
+
+    def move(value: Any) -> Any:
+        return value.to(device) if isinstance(value, Batch | torch.Tensor) else value
+
+    def inputs(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
+
+    def outputs(module: torch.nn.Module, args: tuple, output: Any) -> Any:
+        return to_cpu(output)
+
+    model.register_forward_pre_hook(inputs, with_kwargs=True)
+    model.register_forward_hook(outputs)

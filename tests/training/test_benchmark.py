@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -64,13 +65,14 @@ def test_benchmark_reports_every_fold_on_disjoint_test_sets(sen_benchmark):
     assert table.count("\n| ") == 5 and "mean" in table
 
 
-def test_rerun_keeps_finished_folds_and_resumes_an_interrupted_one(sen_benchmark, capsys):
+def test_rerun_keeps_finished_folds_and_resumes_an_interrupted_one(sen_benchmark, caplog):
+    caplog.set_level(logging.INFO, logger="atomlens")
     root, overrides, summary = sen_benchmark
     kept = root / "sen" / "fold_0" / "result.json"
     before = kept.stat().st_mtime_ns
     (root / "sen" / "fold_2" / "result.json").unlink()  # killed after training, before scoring
     again = sen_run(root, overrides)
-    printed = capsys.readouterr().out
+    printed = caplog.text
     assert "fold 0: done before" in printed and "resuming" in printed
     assert kept.stat().st_mtime_ns == before
     assert again["mae_per_fold"] == pytest.approx(summary["mae_per_fold"])

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from atomlens.errors import AtomlensError
 
 EXAMPLES = """\
 examples:
   atomlens data info qm9 --limit 1000
+  atomlens -q train configs/qm9_homo.yaml --device cuda --set training.precision=bf16
   atomlens data info crystals.extxyz
   atomlens graphs build qm9 --limit 2000 --targets homo lumo
   atomlens graphs build crystals.extxyz --targets formation_energy_per_atom
@@ -41,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.handler(args)
+        with log_to_console(_log_level(args)):
+            args.handler(args)
     except (AtomlensError, FileNotFoundError) as exc:
         print(f"atomlens: error: {exc}", file=sys.stderr)
         return 1
@@ -54,6 +58,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+class ConsoleHandler(logging.Handler):
+    """INFO and DEBUG as plain lines on stdout, warnings and errors on stderr.
+
+    The streams are looked up at every record, so redirected ``sys.stdout`` works.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        try:
+            message = self.format(record)
+            if record.levelno >= logging.WARNING:
+                stream = sys.stderr
+                message = f"atomlens: {record.levelname.lower()}: {message}"
+            else:
+                stream = sys.stdout
+            stream.write(message + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def log_to_console(level: int) -> Iterator[None]:
+    """Send the ``atomlens`` logger's records at ``level`` and above to the console."""
+    logger = logging.getLogger("atomlens")
+    handler = ConsoleHandler(level)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    if args.quiet:
+        return logging.WARNING
+    return logging.DEBUG if args.verbose else logging.INFO
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atomlens",
@@ -64,6 +111,11 @@ def _build_parser() -> argparse.ArgumentParser:
     from atomlens import __version__
 
     parser.add_argument("--version", action="version", version=f"atomlens {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="print warnings and errors only"
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     from atomlens.cli import benchmark, core, descriptors, diffusion, explain, spins

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from atomlens.cli.core import add_set_argument
+from atomlens.cli.options import add_device_argument, device_overrides
 
 
 def register(commands: Any) -> None:
@@ -49,6 +50,7 @@ def register(commands: Any) -> None:
         help="a model with a symmetry stream (SEN) without it (the ablation); same as "
         "--set model.symmetry=false",
     )
+    add_device_argument(bench, training=True)
     bench.add_argument(
         "--val-fraction",
         type=float,
@@ -63,7 +65,7 @@ def _benchmark(args: argparse.Namespace) -> None:
     from atomlens.models import model_spec
     from atomlens.training.benchmark import format_table, run_benchmark
 
-    overrides = list(args.overrides)
+    overrides = device_overrides(args)
     if args.no_symmetry:
         if not model_spec(args.model).can("needs_symmetry"):
             raise DataError(f"--no-symmetry: model '{args.model}' has no symmetry stream")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from atomlens.cli.explain import _print_faithfulness
+from atomlens.cli.options import add_device_argument, device_overrides
 
 
 def register(commands: Any) -> None:
@@ -39,6 +40,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="replace a run with a different config in the same run_dir",
     )
+    add_device_argument(train, training=True)
     train.set_defaults(handler=_train)
 
     demo = commands.add_parser(
@@ -61,6 +63,7 @@ def register(commands: Any) -> None:
     evaluate.add_argument("run", type=Path, help="run directory")
     evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
     evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_device_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser(
@@ -76,6 +79,7 @@ def register(commands: Any) -> None:
         "--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)"
     )
     predict.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_device_argument(predict)
     predict.set_defaults(handler=_predict)
 
     graphs = commands.add_parser("graphs", help="build and inspect graph caches").add_subparsers(
@@ -179,7 +183,7 @@ def _train(args: argparse.Namespace) -> None:
     from atomlens.config import load_config
     from atomlens.training.trainer import train
 
-    train(load_config(args.config, args.overrides), overwrite=args.overwrite)
+    train(load_config(args.config, device_overrides(args)), overwrite=args.overwrite)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -229,7 +233,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from atomlens.training.evaluate import evaluate_run
 
-    m = evaluate_run(args.run, args.split, args.checkpoint)
+    m = evaluate_run(args.run, args.split, args.checkpoint, args.device)
     unit = f" {m['unit']}" if m["unit"] else ""
     print(
         f"{m['target']} on the {m['split']} split ({m['n']} structures, {m['checkpoint']} "
@@ -245,7 +249,7 @@ def _predict(args: argparse.Namespace) -> None:
     from atomlens.inference import load_model
     from atomlens.predict_files import predict_files
 
-    predictor = load_model(args.run, args.checkpoint)
+    predictor = load_model(args.run, args.checkpoint, args.device)
     for path in predict_files(predictor, args.files, args.out):
         print(f"wrote {path}")
 

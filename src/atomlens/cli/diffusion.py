@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atomlens.cli.options import add_device_argument
 from atomlens.errors import AtomlensError
 
 
@@ -85,6 +86,7 @@ def register(commands: Any) -> None:
     amorphous.add_argument("--diffusion", metavar="SPECIES", help="D of SPECIES per anneal")
     amorphous.add_argument("--seed", type=int, default=0)
     amorphous.add_argument("--out", type=Path, default=Path("amorphous"))
+    add_device_argument(amorphous)  # where CHGNet runs
     amorphous.set_defaults(handler=_amorphous)
 
     rdf = commands.add_parser(
@@ -186,7 +188,7 @@ def _amorphous(args: argparse.Namespace) -> None:
         args.composition,
         args.atoms,
         run,
-        make_calculator(args.potential),
+        make_calculator(args.potential, args.device),
         melt_temperature=args.melt,
         melt_steps=args.melt_steps,
         anneal_temperatures=tuple(args.anneal),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atomlens.cli.options import add_device_argument
 from atomlens.errors import AtomlensError
 
 
@@ -46,6 +47,7 @@ def register(commands: Any) -> None:
         "--page-limit", type=int, default=2000, help="structures in index.html (default 2000)"
     )
     explain.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_device_argument(explain)
     explain.set_defaults(handler=_explain)
 
     validate = commands.add_parser(
@@ -73,6 +75,7 @@ def register(commands: Any) -> None:
         help="where orbital weights are kept between runs",
     )
     validate.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_device_argument(validate)
     validate.set_defaults(handler=_validate_attention)
 
 
@@ -83,7 +86,7 @@ def _explain(args: argparse.Namespace) -> None:
 
     if bool(args.files) == bool(args.split):
         raise AtomlensError("give structure files or --split (one of the two)")
-    predictor = load_model(args.run, args.checkpoint)
+    predictor = load_model(args.run, args.checkpoint, args.device)
     if args.split:
         structures, _ = predictor.split_structures(args.split, args.n, args.seed)
     else:
@@ -136,7 +139,7 @@ def _validate_attention(args: argparse.Namespace) -> None:
     from atomlens.files import write_text_atomic
     from atomlens.inference import load_model
 
-    predictor = load_model(args.run, args.checkpoint)
+    predictor = load_model(args.run, args.checkpoint, args.device)
     reference = args.reference or predictor.target
     if reference not in ("homo", "lumo"):
         raise AtomlensError(

@@ -231,8 +231,20 @@ class AmorphousRun:
         return target
 
 
-def make_calculator(potential: str) -> Any:
-    """An ASE calculator by name: ``chgnet`` (weights ship with the wheel) or ``emt``."""
+def make_calculator(potential: str, device: str = "auto") -> Any:
+    """An ASE calculator by name: ``chgnet`` (weights ship with the wheel) or ``emt``.
+
+    Args:
+        potential: ``chgnet`` or ``emt``.
+        device: Where CHGNet runs: ``auto`` (CUDA if available, else CPU), ``cpu``,
+            ``cuda``, ``cuda:N`` or ``mps`` (EMT always runs on the CPU).
+
+    Raises:
+        DataError: For an unknown potential, a missing chgnet, or an unavailable device.
+    """
+    from atomlens.device import resolve_device
+
+    where = str(resolve_device(device))
     if potential == "chgnet":
         try:
             from chgnet.model import CHGNet
@@ -243,8 +255,8 @@ def make_calculator(potential: str) -> Any:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = CHGNet.load(use_device="cpu", verbose=False)
-        return CHGNetCalculator(model, use_device="cpu")
+            model = CHGNet.load(use_device=where, verbose=False)
+        return CHGNetCalculator(model, use_device=where)
     if potential == "emt":
         from ase.calculators.emt import EMT
 

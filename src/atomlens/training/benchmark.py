@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -26,6 +27,8 @@ from atomlens.datasets.folds import MATBENCH_SEED, inner_validation, kfold_indic
 from atomlens.errors import DataError
 from atomlens.files import write_text_atomic
 from atomlens.models import graph_spec, model_spec
+
+log = logging.getLogger(__name__)
 
 
 def resolve_task(task: str, data: str | None) -> tuple[str, str | None]:
@@ -132,7 +135,7 @@ def run_benchmark(
         if result_file.is_file():
             saved = json.loads(result_file.read_text())
             if saved.get("fingerprint") == fingerprint:
-                print(f"fold {k}: done before (test MAE {saved['mae']:.4g}), kept")
+                log.info("fold %d: done before (test MAE %.4g), kept", k, saved["mae"])
                 continue
             raise DataError(
                 f"'{fold_dir}' holds a fold of a different benchmark (config, task or folds "
@@ -144,17 +147,20 @@ def run_benchmark(
         split = Split(fit_rows, val_rows, test_rows, seed=seed, n_total=len(dataset))
         if not (fold_dir / "split.json").is_file():
             split.save(fold_dir / "split.json")
-        print(
-            f"fold {k + 1}/{n_folds}: train {fit_rows.size}, validation {val_rows.size}, "
-            f"test {test_rows.size}",
-            flush=True,
+        log.info(
+            "fold %d/%d: train %d, validation %d, test %d",
+            k + 1,
+            n_folds,
+            fit_rows.size,
+            val_rows.size,
+            test_rows.size,
         )
         fold_config = config.model_copy(update={"run_dir": str(fold_dir)})
         train(fold_config, progress=progress)
         result = _score_fold(fold_dir, dataset, test_rows, k)
         result["fingerprint"] = fingerprint
         write_text_atomic(result_file, json.dumps(result, indent=2) + "\n")
-        print(f"fold {k}: test MAE {result['mae']:.4g} {result['unit']}", flush=True)
+        log.info("fold %d: test MAE %.4g %s", k, result["mae"], result["unit"])
 
     summary = _summarise(out_dir, task, model, config, n_folds, seed, val_fraction, dataset)
     write_text_atomic(out_dir / "benchmark.json", json.dumps(summary, indent=2) + "\n")
@@ -180,7 +186,7 @@ def _dataset(config: TrainConfig, progress: bool) -> GraphDataset:
 def _fingerprint(config: TrainConfig, task: str, n_folds: int, seed: int, val: float) -> str:
     payload = config.model_dump(mode="json") | {"task": task, "folds": [n_folds, seed, val]}
     payload.pop("run_dir")
-    budget = ("epochs", "max_minutes", "patience", "threads")
+    budget = ("epochs", "max_minutes", "patience", "threads", "device")
     payload["training"] = {k: v for k, v in payload["training"].items() if k not in budget}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -213,7 +219,7 @@ def _score_fold(
         scores: dict[str, Any] | None = separability(vectors, groups)
     except DataError as exc:  # a tiny test fold: report why, keep the MAE
         scores = None
-        print(f"fold {fold}: no separability score ({exc})")
+        log.info("fold %d: no separability score (%s)", fold, exc)
     if scores is not None:
         title = (
             f"fold {fold} test crystals: k-NN crystal-system accuracy "

@@ -1,9 +1,14 @@
-"""Multi-process training through torchrun (DistributedDataParallel; gloo on CPU)."""
+"""Multi-process training through torchrun: DistributedDataParallel, nccl on CUDA, gloo on CPU.
+
+One node: ``torchrun --nproc_per_node G -m atomlens.cli train cfg.yaml``. Several nodes:
+``torchrun --nnodes N --node_rank R --nproc_per_node G --rdzv_backend c10d
+--rdzv_endpoint HOST:PORT -m atomlens.cli train cfg.yaml`` on every node.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -11,10 +16,19 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistInfo:
-    """Rank and world size of this process (1 process: rank 0 of 1)."""
+    """Rank, world size and device of this process (1 process: rank 0 of 1).
+
+    Attributes:
+        rank: Global rank.
+        world_size: Number of processes.
+        local_rank: Rank on this node (selects the CUDA device).
+        device: Where this process trains.
+    """
 
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_main(self) -> bool:
@@ -22,21 +36,46 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed() -> DistInfo:
-    """Join the process group when started by torchrun; no-op otherwise."""
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for a device: nccl for CUDA, gloo otherwise."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def init_distributed(device: torch.device | None = None) -> DistInfo:
+    """Join the process group when started by torchrun; no-op otherwise.
+
+    On CUDA every process takes the GPU its ``LOCAL_RANK`` names.
+    """
+    device = device or torch.device("cpu")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistInfo()
+        return DistInfo(device=device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+        dist.init_process_group(backend=backend_for(device))
+    return DistInfo(
+        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=device
+    )
+
+
+def wrap_model(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when several processes train (else itself)."""
+    if info.world_size == 1:
+        return model
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
 def barrier(info: DistInfo) -> None:
     """Wait for all ranks."""
     if info.world_size > 1:
-        dist.barrier()
+        if info.device.type == "cuda":
+            dist.barrier(device_ids=[info.device.index])
+        else:
+            dist.barrier()
 
 
 def max_parameter_difference(model: torch.nn.Module, info: DistInfo) -> float:

@@ -16,11 +16,17 @@ from atomlens.training.trainer import predict_indices
 
 
 def evaluate_run(
-    run_dir: Path | str, split_name: str = "test", checkpoint: str = "best"
+    run_dir: Path | str,
+    split_name: str = "test",
+    checkpoint: str = "best",
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Metrics of a trained run on one of its saved splits; writes JSON and a parity PNG."""
+    """Metrics of a trained run on one of its saved splits; writes JSON and a parity PNG.
+
+    The model runs on ``device`` in fp32 (whatever precision it was trained in).
+    """
     run_dir = Path(run_dir)
-    predictor = load_model(run_dir, checkpoint)
+    predictor = load_model(run_dir, checkpoint, device)
     entry = Path(predictor.metadata["cache_entry"])
     if not (entry / "manifest.json").is_file():
         raise DataError(

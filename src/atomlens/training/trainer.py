@@ -1,9 +1,16 @@
-"""The training loop: run directory, metrics.csv, checkpoints, resume, early stopping."""
+"""The training loop: run directory, metrics.csv, checkpoints, resume, early stopping.
+
+:class:`Trainer` runs a small epoch loop; everything that happens after an epoch (stop
+rules, checkpoints, the metrics row, the log line) is a :class:`Callback`. The checkpoint
+of an epoch is written before its metrics row and carries that row, so a run killed
+between the two repairs ``metrics.csv`` when it resumes.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -16,11 +23,13 @@ import yaml
 from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch, iterate_batches
-from atomlens.config import TrainConfig, dump_config
+from atomlens.config import TrainConfig, dump_config, validate_config
 from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_source, make_params
 from atomlens.datasets.cache import library_versions
 from atomlens.datasets.splits import random_split, target_statistics
+from atomlens.device import Prefetcher, autocast, model_device, resolve_device, to_device
 from atomlens.errors import DataError
+from atomlens.files import write_csv
 from atomlens.models import build_model, graph_spec
 from atomlens.training.checkpoint import load_checkpoint, save_checkpoint
 from atomlens.training.distributed import (
@@ -29,9 +38,12 @@ from atomlens.training.distributed import (
     init_distributed,
     max_parameter_difference,
     shutdown,
+    wrap_model,
 )
 from atomlens.training.metrics import regression_metrics
 from atomlens.training.scaling import Scaling
+
+log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [
     "epoch",
@@ -43,6 +55,8 @@ METRIC_COLUMNS = [
     "structures_per_s",
 ]
 
+PREFETCH_DEPTH = 2  # collated batches waiting for the model
+
 
 @dataclass
 class TrainState:
@@ -53,6 +67,148 @@ class TrainState:
     best_epoch: int = 0
     elapsed_seconds: float = 0.0
     stopped: str = ""
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one finished epoch measured.
+
+    Attributes:
+        epoch: Number of the epoch (1-based; equals ``state.epoch`` after it).
+        train_loss: Mean training loss (scaled units) over this rank's structures.
+        val: Validation metrics (``mae``, ``rmse``, ...), physical units.
+        lr: Learning rate of the epoch.
+        seconds: Wall time of the training part of the epoch.
+        structures_per_s: Training throughput over all ranks.
+        improved: True when the validation MAE is the best so far.
+    """
+
+    epoch: int
+    train_loss: float
+    val: dict[str, float]
+    lr: float
+    seconds: float
+    structures_per_s: float
+    improved: bool
+
+    def row(self) -> list[float | int]:
+        """The epoch's ``metrics.csv`` row (see METRIC_COLUMNS)."""
+        return [
+            self.epoch,
+            self.train_loss,
+            self.val["mae"],
+            self.val["rmse"],
+            self.lr,
+            round(self.seconds, 3),
+            round(self.structures_per_s, 2),
+        ]
+
+
+class Callback:
+    """Something done after every epoch; subclasses override the hooks they need."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Called once before the first epoch of this call (also on resume)."""
+
+    def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:
+        """Called on every rank after each epoch, in the order of the callback list."""
+
+    def stop_reason(self, trainer: Trainer) -> str:
+        """Why training must stop now (empty: go on); checked after every epoch."""
+        return ""
+
+
+class EarlyStopping(Callback):
+    """Stop when the validation MAE has not improved for ``training.patience`` epochs."""
+
+    def stop_reason(self, trainer: Trainer) -> str:  # noqa: D102
+        state, patience = trainer.state, trainer.config.training.patience
+        if state.epoch and state.epoch - state.best_epoch >= patience:
+            return f"early stopping: no improvement for {patience} epochs"
+        return ""
+
+
+class TimeBudget(Callback):
+    """Stop when ``training.max_minutes`` of training time are used."""
+
+    def stop_reason(self, trainer: Trainer) -> str:  # noqa: D102
+        minutes = trainer.config.training.max_minutes
+        if minutes is not None and trainer.state.elapsed_seconds >= 60 * minutes:
+            return f"time budget of {minutes} min reached"
+        return ""
+
+
+class Checkpointer(Callback):
+    """Write ``checkpoints/last.pt`` (and ``best.pt`` on improvement) on the main rank.
+
+    The payload holds the epoch's metrics row so a resumed run can restore the row when
+    the process died before writing it.
+    """
+
+    def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:  # noqa: D102
+        if not trainer.info.is_main:
+            return
+        payload = trainer.checkpoint_payload(result.row())
+        folder = trainer.run_dir / "checkpoints"
+        if result.improved:
+            save_checkpoint(folder / "best.pt", payload)
+        save_checkpoint(folder / "last.pt", payload)
+
+
+class MetricsCsv(Callback):
+    """Append one row per epoch to ``metrics.csv`` (main rank); repair it on resume."""
+
+    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+        if not trainer.info.is_main:
+            return
+        path = trainer.metrics_file
+        if not path.is_file():
+            write_csv(path, METRIC_COLUMNS, [])
+            return
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))[1:]
+        # Rows after the checkpoint (killed before the checkpoint was renamed into place)
+        # and repeated epochs go; the checkpoint's own row comes back if it is missing.
+        kept: dict[int, list[Any]] = {}
+        for row in rows:
+            epoch = int(row[0])
+            if epoch <= trainer.state.epoch:
+                kept.setdefault(epoch, row)
+        saved = trainer.resumed_row
+        if saved is not None and trainer.state.epoch not in kept:
+            kept[trainer.state.epoch] = list(saved)
+        repaired = [kept[e] for e in sorted(kept)]
+        if repaired != rows:
+            log.info("repaired %s: %d rows kept", path, len(repaired))
+            write_csv(path, METRIC_COLUMNS, repaired)
+
+    def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:  # noqa: D102
+        if trainer.info.is_main:
+            with trainer.metrics_file.open("a", newline="") as handle:
+                csv.writer(handle).writerow(result.row())
+
+
+class ProgressLog(Callback):
+    """One INFO line per epoch on the main rank."""
+
+    def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:  # noqa: D102
+        if trainer.info.is_main:
+            log.info(
+                "epoch %d/%d  train_loss %.4f  val_mae %.4g  lr %.2e  %.1fs  %.0f structures/s%s",
+                result.epoch,
+                trainer.config.training.epochs,
+                result.train_loss,
+                result.val["mae"],
+                result.lr,
+                result.seconds,
+                result.structures_per_s,
+                "  *" if result.improved else "",
+            )
+
+
+def default_callbacks() -> list[Callback]:
+    """Stop rules, checkpoint, metrics row, log line (in this order)."""
+    return [EarlyStopping(), TimeBudget(), Checkpointer(), MetricsCsv(), ProgressLog()]
 
 
 def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[GraphDataset, Split]:
@@ -129,6 +285,21 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     )
 
 
+def device_batches(
+    dataset: GraphDataset, indices: np.ndarray, batch_size: int, device: torch.device
+) -> Prefetcher[Batch]:
+    """Batches over ``indices`` collated in a background thread, ready to move to ``device``.
+
+    On CUDA they are pinned so that ``to_device(..., non_blocking=True)`` copies
+    asynchronously. Close the returned prefetcher when stopping early.
+    """
+    return Prefetcher(
+        iterate_batches(dataset, indices, batch_size),
+        depth=PREFETCH_DEPTH,
+        pin_memory=device.type == "cuda",
+    )
+
+
 @torch.no_grad()
 def predict_indices(
     model: torch.nn.Module,
@@ -136,18 +307,25 @@ def predict_indices(
     indices: np.ndarray,
     scaling: Scaling,
     batch_size: int,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Predictions in physical units for dataset rows ``indices`` (in order)."""
+    """Predictions in physical units for dataset rows ``indices`` (in order), on the CPU.
+
+    Batches go to the model's device; ``precision`` selects the autocast dtype.
+    """
     model.eval()
-    parts = [
-        scaling.to_physical(model(batch)["prediction"]).numpy()
-        for batch in iterate_batches(dataset, indices, batch_size)
-    ]
+    device = model_device(model)
+    parts = []
+    with device_batches(dataset, indices, batch_size, device) as batches:
+        for batch in batches:
+            with autocast(device, precision):
+                output = model(to_device(batch, device, non_blocking=True))["prediction"]
+            parts.append(scaling.to_physical(output.float()).cpu().numpy())
     return np.concatenate(parts) if parts else np.empty(0)
 
 
 # Training settings that may change when a run is resumed (e.g. to train longer).
-RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "threads")
+RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "threads", "device")
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, overwrite: bool) -> bool:
@@ -155,7 +333,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, overwrite: bool) -> bool:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return False
-    if _comparable(yaml.safe_load(saved.read_text())) == _comparable(
+    if _comparable(_normalised(yaml.safe_load(saved.read_text()))) == _comparable(
         config.model_dump(mode="json")
     ):
         return (run_dir / "checkpoints" / "last.pt").is_file()
@@ -170,142 +348,290 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, overwrite: bool) -> bool:
     )
 
 
+def _normalised(raw: Any) -> dict[str, Any]:
+    """A saved config with today's defaults filled in (raw when it no longer validates)."""
+    try:
+        return validate_config(raw).model_dump(mode="json")
+    except (DataError, TypeError):
+        return raw if isinstance(raw, dict) else {}
+
+
 def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
     training = {k: v for k, v in raw.get("training", {}).items() if k not in RESUMABLE_CHANGES}
     return raw | {"training": training}
 
 
-def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
+def train(
+    config: TrainConfig,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: list[Callback] | None = None,
+) -> Path:
     """Train a SCANN or SEN model as configured; resumes an interrupted run with the same config.
+
+    Process-wide torch settings changed for training (thread count, deterministic
+    algorithms) are restored when it returns or raises. Progress goes to the ``atomlens``
+    logger (INFO).
+
+    Args:
+        config: The validated configuration.
+        overwrite: Replace a run with a different config in the same run directory.
+        progress: Show a progress bar per epoch (on a terminal).
+        callbacks: Extra callbacks, run after the default ones.
 
     Returns:
         The run directory (config.yaml, metadata.json, metrics.csv, split.json,
         checkpoints/best.pt and last.pt).
     """
-    info = init_distributed()
+    device = resolve_device(config.training.device)
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    info = init_distributed(device)
     try:
-        return _train(config, info, overwrite=overwrite, progress=progress)
+        trainer = Trainer(config, info, overwrite=overwrite, progress=progress)
+        trainer.callbacks.extend(callbacks or [])
+        return trainer.run()
     finally:
         shutdown(info)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
-def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bool) -> Path:
-    t = config.training
-    if t.scheduler == "cosine_budget" and info.world_size > 1:
-        raise DataError("scheduler cosine_budget follows each process's clock: use one process")
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    run_dir = Path(config.run_dir)
-    resume = False
-    if info.is_main:
-        resume = _check_run_dir(run_dir, config, overwrite)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_config(config))
-    barrier(info)
-    resume = (run_dir / "checkpoints" / "last.pt").is_file() if not info.is_main else resume
+class Trainer:
+    """One training run: set-up, resume, the epoch loop and its callbacks.
 
-    dataset, split = prepare_data(config, info, run_dir)
-    mean, std = target_statistics(dataset.targets, split.train)
-    scaling = Scaling(float(mean[0]), float(std[0]))
-    if config.model.output_activation != "none":  # keep the sign: scale only
-        scaling = Scaling(0.0, float(np.abs(dataset.targets[split.train]).mean() or 1.0))
+    Attributes:
+        config: The run's configuration.
+        info: Rank, world size and device of this process.
+        state: Progress (saved in checkpoints).
+        callbacks: Called after every epoch, in order.
+        run_dir: The run directory.
+    """
 
-    torch.manual_seed(t.seed)
-    model = build_model(config.model)
-    optimizer = make_optimizer(model, config)
-    state = TrainState()
-    if resume:
-        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        model.load_state_dict(checkpoint["model"], strict=True)
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state = TrainState(**checkpoint["state"])
-        state.stopped = _stop_reason(state, config)  # the config may allow more now
-        torch.set_rng_state(checkpoint["torch_rng"])
+    def __init__(
+        self,
+        config: TrainConfig,
+        info: DistInfo,
+        *,
+        overwrite: bool = False,
+        progress: bool = True,
+        callbacks: list[Callback] | None = None,
+    ):
+        self.config = config
+        self.info = info
+        self.device = info.device
+        self.overwrite = overwrite
+        self.progress = progress
+        self.callbacks = default_callbacks() if callbacks is None else list(callbacks)
+        self.run_dir = Path(config.run_dir)
+        self.metrics_file = self.run_dir / "metrics.csv"
+        self.state = TrainState()
+        self.resumed_row: list[Any] | None = None
+        self._started = 0.0
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Prepare the run directory, data, model and optimiser; load the last checkpoint."""
+        t, info = self.config.training, self.info
+        if t.scheduler == "cosine_budget" and info.world_size > 1:
+            raise DataError("scheduler cosine_budget follows each process's clock: use one process")
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if self.device.type == "cpu":  # cheap there; on CUDA it would slow the scatters
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        resume = False
         if info.is_main:
-            print(f"resuming {run_dir} after epoch {state.epoch}")
-    wrapped: torch.nn.Module = model
-    if info.world_size > 1:
-        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+            resume = _check_run_dir(self.run_dir, self.config, self.overwrite)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(dump_config(self.config))
+        barrier(info)
+        if not info.is_main:
+            resume = (self.run_dir / "checkpoints" / "last.pt").is_file()
 
-    if info.is_main:
-        _write_metadata(run_dir, config, dataset, split, scaling, model)
-    metrics_file = run_dir / "metrics.csv"
-    if info.is_main and not metrics_file.is_file():
-        with metrics_file.open("w", newline="") as handle:
-            csv.writer(handle).writerow(METRIC_COLUMNS)
+        self.dataset, self.split = prepare_data(self.config, info, self.run_dir)
+        targets = self.dataset.targets
+        mean, std = target_statistics(targets, self.split.train)
+        self.scaling = Scaling(float(mean[0]), float(std[0]))
+        if self.config.model.output_activation != "none":  # keep the sign: scale only
+            self.scaling = Scaling(0.0, float(np.abs(targets[self.split.train]).mean() or 1.0))
 
-    from tqdm.auto import tqdm
+        torch.manual_seed(t.seed)
+        self.model = build_model(self.config.model).to(self.device)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self.scaler = self._grad_scaler()
+        if resume:
+            self._resume()
+        self.wrapped = wrap_model(self.model, info)
+        if info.is_main:
+            _write_metadata(self)
+            log.debug(
+                "training on %s (%s, %d process(es)): %d parameters, %d/%d/%d structures",
+                self.device,
+                t.precision,
+                info.world_size,
+                sum(p.numel() for p in self.model.parameters()),
+                self.split.train.size,
+                self.split.val.size,
+                self.split.test.size,
+            )
 
-    started = time.perf_counter() - state.elapsed_seconds
-    while state.epoch < t.epochs and not state.stopped:
+    def _grad_scaler(self) -> torch.amp.GradScaler | None:
+        """A gradient scaler for fp16 (None for fp32 and bf16)."""
+        if self.config.training.precision != "fp16":
+            return None
+        try:
+            return torch.amp.GradScaler(self.device.type)
+        except (RuntimeError, ValueError) as exc:
+            raise DataError(f"precision fp16 is not supported on {self.device}: {exc}") from None
+
+    def _resume(self) -> None:
+        checkpoint = load_checkpoint(self.run_dir / "checkpoints" / "last.pt")
+        self.model.load_state_dict(checkpoint["model"], strict=True)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.state = TrainState(**checkpoint["state"])
+        self.state.stopped = ""  # the config may allow more now
+        self.state.stopped = self._stop_reason()
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in checkpoint:
+            torch.cuda.set_rng_state(checkpoint["cuda_rng"], self.device)
+        if self.scaler is not None and "grad_scaler" in checkpoint:
+            self.scaler.load_state_dict(checkpoint["grad_scaler"])
+        self.resumed_row = checkpoint.get("metrics_row")
+        if self.info.is_main:
+            log.info("resuming %s after epoch %d", self.run_dir, self.state.epoch)
+
+    def checkpoint_payload(self, metrics_row: list[Any]) -> dict[str, Any]:
+        """Everything a resumed run needs, plus the metrics row of the epoch just finished."""
+        payload: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state": asdict(self.state),
+            "torch_rng": torch.get_rng_state(),
+            "metrics_row": metrics_row,
+        }
+        if self.device.type == "cuda":
+            payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.scaler is not None:
+            payload["grad_scaler"] = self.scaler.state_dict()
+        return payload
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Train until the epochs are done or a callback stops the run; returns the run dir."""
+        self.setup()
+        for callback in self.callbacks:
+            callback.on_train_start(self)
+        barrier(self.info)
+        self._started = time.perf_counter() - self.state.elapsed_seconds
+        t = self.config.training
+        while self.state.epoch < t.epochs and not self.state.stopped:
+            result = self.train_epoch()
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, result)
+            barrier(self.info)
+        self._finish()
+        return self.run_dir
+
+    def _stop_reason(self) -> str:
+        return next((r for c in self.callbacks if (r := c.stop_reason(self))), "")
+
+    def train_epoch(self) -> EpochResult:
+        """Train one epoch, validate, update the state; returns the epoch's measurements."""
+        t, info, state = self.config.training, self.info, self.state
         epoch = state.epoch
-        lr = learning_rate(config, epoch, time.perf_counter() - started)
-        for group in optimizer.param_groups:
+        lr = learning_rate(self.config, epoch, time.perf_counter() - self._started)
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        order = np.random.default_rng(t.seed + epoch).permutation(split.train)
+        order = np.random.default_rng(t.seed + epoch).permutation(self.split.train)
         usable = len(order) - len(order) % info.world_size
         shard = order[info.rank : usable : info.world_size]
-        wrapped.train()
+        self.wrapped.train()
         epoch_start = time.perf_counter()
-        total, count = 0.0, 0
-        batches = iterate_batches(dataset, shard, t.batch_size)
-        bar = tqdm(
-            batches,
-            total=math.ceil(len(shard) / t.batch_size),
-            leave=False,
-            desc=f"epoch {epoch + 1}/{t.epochs}",
-            disable=None if (progress and info.is_main) else True,
-        )
-        for batch in bar:
-            loss = _step(wrapped, optimizer, batch, scaling, config)
-            total += loss * batch.num_graphs
-            count += batch.num_graphs
-            bar.set_postfix(loss=f"{loss:.4f}")
-        epoch_seconds = time.perf_counter() - epoch_start
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        from tqdm.auto import tqdm
+
+        with device_batches(self.dataset, shard, t.batch_size, self.device) as batches:
+            bar = tqdm(
+                batches,
+                total=math.ceil(len(shard) / t.batch_size),
+                leave=False,
+                desc=f"epoch {epoch + 1}/{t.epochs}",
+                disable=None if (self.progress and info.is_main) else True,
+            )
+            for step, batch in enumerate(bar):
+                batch = to_device(batch, self.device, non_blocking=True)
+                loss = self._step(batch)
+                total += loss * batch.num_graphs
+                count += batch.num_graphs
+                if not bar.disable and step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+        train_loss = total.item() / max(count, 1)  # waits for the device
+        if not math.isfinite(train_loss):
+            raise DataError(
+                f"the loss became {train_loss} in epoch {epoch + 1}; lower training.lr or "
+                "check the labels"
+            )
+        seconds = time.perf_counter() - epoch_start
         val = regression_metrics(
-            dataset.targets[split.val, 0],
-            predict_indices(model, dataset, split.val, scaling, t.eval_batch_size),
+            self.dataset.targets[self.split.val, 0],
+            predict_indices(
+                self.model,
+                self.dataset,
+                self.split.val,
+                self.scaling,
+                t.eval_batch_size,
+                t.precision,
+            ),
         )
         state.epoch = epoch + 1
-        state.elapsed_seconds = time.perf_counter() - started
+        state.elapsed_seconds = time.perf_counter() - self._started
         improved = val["mae"] < state.best_val_mae
         if improved:
             state.best_val_mae, state.best_epoch = val["mae"], state.epoch
-        state.stopped = _stop_reason(state, config)
-        if info.is_main:
-            rate = count * info.world_size / epoch_seconds
-            with metrics_file.open("a", newline="") as handle:
-                csv.writer(handle).writerow(
-                    [
-                        state.epoch,
-                        total / max(count, 1),
-                        val["mae"],
-                        val["rmse"],
-                        lr,
-                        round(epoch_seconds, 3),
-                        round(rate, 2),
-                    ]
-                )
-            payload = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "state": asdict(state),
-                "torch_rng": torch.get_rng_state(),
-            }
-            if improved:
-                save_checkpoint(run_dir / "checkpoints" / "best.pt", payload)
-            save_checkpoint(run_dir / "checkpoints" / "last.pt", payload)
-            print(
-                f"epoch {state.epoch}/{t.epochs}  train_loss {total / max(count, 1):.4f}  "
-                f"val_mae {val['mae']:.4g}  lr {lr:.2e}  {epoch_seconds:.1f}s  "
-                f"{rate:.0f} structures/s" + ("  *" if improved else ""),
-                flush=True,
-            )
-        barrier(info)
+        state.stopped = self._stop_reason()
+        return EpochResult(
+            epoch=state.epoch,
+            train_loss=train_loss,
+            val=val,
+            lr=lr,
+            seconds=seconds,
+            structures_per_s=count * info.world_size / max(seconds, 1e-9),
+            improved=improved,
+        )
 
-    difference = max_parameter_difference(model, info)
-    if info.is_main:
+    def _step(self, batch: Batch) -> torch.Tensor:
+        """One optimiser step; returns the (detached, fp32) loss on the device."""
+        t = self.config.training
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, t.precision):
+            output = self.wrapped(batch)["prediction"]
+        target = self.scaling.to_scaled(batch.targets[:, 0].float())
+        loss = loss_fn(t.loss, output.float(), target)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if t.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.optimizer.step()
+        return loss.detach()
+
+    def _finish(self) -> None:
+        """Check that ranks agree and write training_summary.json."""
+        state, info = self.state, self.info
+        difference = max_parameter_difference(self.model, info)
+        if not info.is_main:
+            return
         summary = {
             "epochs": state.epoch,
             "best_epoch": state.best_epoch,
@@ -313,57 +639,26 @@ def _train(config: TrainConfig, info: DistInfo, *, overwrite: bool, progress: bo
             "stopped": state.stopped or "epochs done",
             "train_seconds": state.elapsed_seconds,
             "world_size": info.world_size,
+            "device": str(self.device),
+            "precision": self.config.training.precision,
             "max_parameter_difference_across_ranks": difference,
         }
-        (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
-        print(
-            f"done: best val MAE {state.best_val_mae:.4g} at epoch {state.best_epoch} "
-            f"({summary['stopped']}); run directory {run_dir}"
+        (self.run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        log.info(
+            "done: best val MAE %.4g at epoch %d (%s); run directory %s",
+            state.best_val_mae,
+            state.best_epoch,
+            summary["stopped"],
+            self.run_dir,
         )
-    return run_dir
 
 
-def _stop_reason(state: TrainState, config: TrainConfig) -> str:
-    """Why training must stop now (empty string: go on)."""
-    t = config.training
-    if state.epoch and state.epoch - state.best_epoch >= t.patience:
-        return f"early stopping: no improvement for {t.patience} epochs"
-    if t.max_minutes is not None and state.elapsed_seconds >= 60 * t.max_minutes:
-        return f"time budget of {t.max_minutes} min reached"
-    return ""
-
-
-def _step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: Batch,
-    scaling: Scaling,
-    config: TrainConfig,
-) -> float:
-    optimizer.zero_grad(set_to_none=True)
-    output = model(batch)["prediction"]
-    loss = loss_fn(config.training.loss, output, scaling.to_scaled(batch.targets[:, 0]))
-    if not torch.isfinite(loss):
-        raise DataError(f"the loss became {loss.item()}; lower training.lr or check the labels")
-    loss.backward()
-    if config.training.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.training.grad_clip)
-    optimizer.step()
-    return loss.detach().item()
-
-
-def _write_metadata(
-    run_dir: Path,
-    config: TrainConfig,
-    dataset: GraphDataset,
-    split: Split,
-    scaling: Scaling,
-    model: torch.nn.Module,
-) -> None:
+def _write_metadata(trainer: Trainer) -> None:
+    config, dataset, split = trainer.config, trainer.dataset, trainer.split
     metadata: dict[str, Any] = {
         "target": config.data.target,
         "unit": dataset.manifest["units"].get(config.data.target, ""),
-        "scaling": {"mean": scaling.mean, "std": scaling.std},
+        "scaling": {"mean": trainer.scaling.mean, "std": trainer.scaling.std},
         "graph": dataset.manifest["graph"],
         "cache_entry": str(dataset.path),
         "split": {
@@ -373,7 +668,8 @@ def _write_metadata(
             "test": int(split.test.size),
         },
         "elements": sorted(int(z) for z in np.unique(np.asarray(dataset.arrays["numbers"]))),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "parameters": int(sum(p.numel() for p in trainer.model.parameters())),
+        "trained_on": {"device": str(trainer.device), "world_size": trainer.info.world_size},
         "versions": library_versions() | {"torch": torch.__version__},
     }
-    (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    (trainer.run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
