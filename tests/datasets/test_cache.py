@@ -198,3 +198,33 @@ def test_cutoff_kind_is_cached_too(tmp_path, crystal_file):
     dataset = GraphDataset(path)
     assert dataset.manifest["graph"]["kind"] == "cutoff"
     assert np.isnan(dataset.arrays["solid_angle"]).all()
+
+
+def _build_in_process(source_file: str, cache_dir: str) -> str:
+    source = load_source(source_file)
+    return str(build_graph_cache(source, cache_dir=cache_dir, workers=1, progress=False))
+
+
+def test_concurrent_builds_of_one_entry_share_one_result(tmp_path, molecule_file):
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        paths = pool.starmap(_build_in_process, [(str(molecule_file), str(tmp_path))] * 2)
+    assert paths[0] == paths[1]
+    assert not list(tmp_path.glob(".building-*"))
+    assert len(GraphDataset(paths[0])) == 12
+
+
+def test_a_held_lock_refuses_or_waits(tmp_path):
+    from atomlens.locks import exclusive
+
+    lock = tmp_path / "x.lock"
+    busy = "run directory 'x' is in use by another atomlens"
+    with (
+        exclusive(lock, "run directory 'x'", wait=False),
+        pytest.raises(DataError, match=busy),
+        exclusive(lock, "run directory 'x'", wait=False),
+    ):
+        pass
+    with exclusive(lock, "run directory 'x'", wait=False):  # released: free again
+        pass

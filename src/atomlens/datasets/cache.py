@@ -33,6 +33,7 @@ from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.schema import FIELDS, GROUPS
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
+from atomlens.locks import exclusive
 from atomlens.structures.record import Structure
 
 FORMAT_VERSION = 1
@@ -119,7 +120,40 @@ def build_graph_cache(
     if (final / "manifest.json").is_file():
         return final
     label_skips = _check_labels(source, skip_invalid)
+    # A second build of the same entry waits for the first and then reuses its result.
+    with exclusive(cache_dir / f".{source.name}-{key}.lock", f"graph cache '{final}'", wait=True):
+        if (final / "manifest.json").is_file():
+            return final
+        _build_locked(
+            source,
+            kind,
+            params,
+            key,
+            cache_dir,
+            final,
+            chunk_size,
+            workers,
+            skip_invalid,
+            label_skips,
+            progress,
+        )
+    return final
 
+
+def _build_locked(
+    source: Source,
+    kind: str,
+    params: VoronoiParams | CutoffParams,
+    key: str,
+    cache_dir: Path,
+    final: Path,
+    chunk_size: int,
+    workers: int | None,
+    skip_invalid: bool,
+    label_skips: frozenset[int],
+    progress: bool,
+) -> None:
+    """Build the entry while holding its lock (see :func:`build_graph_cache`)."""
     started = time.perf_counter()
     building = cache_dir / f".building-{source.name}-{key}"
     building.mkdir(parents=True, exist_ok=True)
@@ -150,7 +184,6 @@ def build_graph_cache(
 
     _assemble(source, kind, params, key, building, final, [r for _, r in chunks], started)
     shutil.rmtree(building, ignore_errors=True)
-    return final
 
 
 def _check_labels(source: Source, skip_invalid: bool) -> frozenset[int]:
