@@ -157,7 +157,7 @@ def run_benchmark(
         )
         fold_config = config.model_copy(update={"run_dir": str(fold_dir)})
         train(fold_config, progress=progress)
-        result = _score_fold(fold_dir, dataset, test_rows, k)
+        result = _score_fold(fold_dir, dataset, test_rows, k, config.training.device)
         result["fingerprint"] = fingerprint
         write_text_atomic(result_file, json.dumps(result, indent=2) + "\n")
         log.info("fold %d: test MAE %.4g %s", k, result["mae"], result["unit"])
@@ -192,9 +192,12 @@ def _fingerprint(config: TrainConfig, task: str, n_folds: int, seed: int, val: f
 
 
 def _score_fold(
-    fold_dir: Path, dataset: GraphDataset, test_rows: np.ndarray, fold: int
+    fold_dir: Path, dataset: GraphDataset, test_rows: np.ndarray, fold: int, device: str = "auto"
 ) -> dict[str, Any]:
-    """Test metrics, training cost and crystal-vector separability of a finished fold."""
+    """Test metrics, training cost and crystal-vector separability of a finished fold.
+
+    The fold's model runs on ``device`` (the device it was trained on).
+    """
     from atomlens.explain.separability import (
         crystal_vectors,
         plot_projection,
@@ -205,10 +208,10 @@ def _score_fold(
     from atomlens.inference import load_model
     from atomlens.training.evaluate import evaluate_run
 
-    metrics = evaluate_run(fold_dir, "test", "best")
+    metrics = evaluate_run(fold_dir, "test", "best", device)
     summary = json.loads((fold_dir / "training_summary.json").read_text())
     rates = _training_rates(fold_dir / "metrics.csv")
-    predictor = load_model(fold_dir, "best")
+    predictor = load_model(fold_dir, "best", device)
     started = time.perf_counter()
     vectors = crystal_vectors(predictor.model, dataset, test_rows)
     groups = space_groups(dataset, test_rows)
