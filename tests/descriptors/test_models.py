@@ -99,6 +99,27 @@ def test_fit_table_and_predict_table_commands(table_file, tmp_path, kind, capsys
     )
 
 
+def test_holdout_is_the_papers_sklearn_train_test_split(table_file, tmp_path):
+    from sklearn.model_selection import train_test_split
+
+    table = read_table(table_file, "lnD", exclude=("temperature",))
+    x_train, x_test, _, y_test = train_test_split(table.x, table.y, test_size=0.15, random_state=62)
+    train, test = row_split(len(table.y), 0.15, 62)
+    np.testing.assert_array_equal(table.x[train], x_train)  # same rows, same order
+    np.testing.assert_array_equal(table.x[test], x_test)
+    np.testing.assert_array_equal(table.y[test], y_test)
+    out = tmp_path / "holdout"
+    args = ["fit-table", str(table_file), "--target", "lnD", "--model", "rf", "--cv", "holdout"]
+    args += ["--exclude", "temperature", "--permutation-repeats", "1", "--out", str(out)]
+    assert main(args) == 0
+    held_out = pd.read_csv(out / "predictions.csv")["id"].astype(str)
+    assert sorted(held_out) == sorted(table.ids[test].astype(str))
+    with pytest.raises(DataError, match="cannot be split"):
+        row_split(1, 0.15, 62)
+    with pytest.raises(DataError, match="test fraction"):
+        row_split(10, 1.5, 62)
+
+
 def test_table_errors_name_file_row_and_column(tmp_path, capsys):
     frame = diffusivity_table(n_compositions=5, seed=1)
     frame.loc[3, "LNC"] = np.nan
