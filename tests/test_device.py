@@ -76,3 +76,14 @@ def test_prefetcher_stops_when_the_consumer_stops_early():
         assert [next(items) for _ in range(3)] == [0, 1, 2]
     assert not any(t.name == items._thread.name and t.is_alive() for t in threading.enumerate())
     assert len(produced) <= 3 + 2 + 1  # consumed + queue depth + the one in hand
+
+
+def test_md_calculator_takes_the_device_option(monkeypatch):
+    from atomlens.diffusion.amorphous import make_calculator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DataError, match="CUDA is not available"):
+        make_calculator("chgnet", device="cuda")
+    with pytest.raises(DataError, match="unknown device"):
+        make_calculator("emt", device="gpu")
+    assert make_calculator("emt", device="cpu") is not None
