@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from atomlens.cli import main
+from atomlens.diffusion.arrhenius import format_factor
 from atomlens.diffusion.msd import read_trajectory
 from atomlens.diffusion.rdf import partial_rdfs, rdf_r2
 from atomlens.units import KB_EV
@@ -55,7 +56,12 @@ def test_diffusion_and_arrhenius_commands(tmp_path, capsys):
     assert main(["arrhenius", *results, "--at", "300", "--out", str(tmp_path / "a")]) == 0
     fit = json.loads((tmp_path / "a" / "arrhenius.json").read_text())
     assert fit["activation_energy_eV"] == pytest.approx(ea, abs=0.03)
-    assert "Ea = " in capsys.readouterr().out
+    assert fit["error_source"] == "input errors" and fit["dof"] == 1
+    low, high = fit["activation_energy_95_eV"]
+    assert low < fit["activation_energy_eV"] < high
+    printed = capsys.readouterr().out
+    assert "Ea = " in printed and "95 %" in printed
+    assert f"(x/÷ {format_factor(fit['extrapolated_lnD_std'])})" in printed
     assert main(["arrhenius", results[0], "--out", str(tmp_path / "b")]) == 1
     assert "two different temperatures" in capsys.readouterr().err
 

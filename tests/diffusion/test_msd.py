@@ -1,9 +1,11 @@
+import json
+
 import ase
 import ase.io
 import numpy as np
 import pytest
 
-from atomlens.diffusion.arrhenius import fit_arrhenius
+from atomlens.diffusion.arrhenius import fit_arrhenius, format_factor
 from atomlens.diffusion.msd import (
     Trajectory,
     diffusivity,
@@ -83,6 +85,84 @@ def test_arrhenius_recovers_activation_energy():
         fit_arrhenius([1000.0, 1000.0], [1e-5, 2e-5])
     with pytest.raises(DataError, match="positive"):
         fit_arrhenius([1000.0, 2000.0], [1e-5, -1.0])
+
+
+def test_error_bars_cover_the_known_diffusivity():
+    """Issue 15 item 14: over 100 walks with D known, D ± 2 sigma holds D ~95 % of the time.
+
+    The old block error (spread of five blocks fitted on a fifth of the lags) covered
+    ~60 % here and its sigma was ~0.6 of the real scatter.
+    """
+    z, relative, sigmas = [], [], []
+    for seed in range(100):
+        result = diffusivity(random_walk(n_li=32, n_frames=300, seed=100 + seed), "Li", 1000.0)
+        z.append((result.diffusivity - 1e-5) / result.diffusivity_std)
+        relative.append(result.diffusivity / 1e-5)
+        sigmas.append(result.diffusivity_std / 1e-5)
+        assert result.error_dof == 31
+    coverage = np.mean(np.abs(z) < 2)
+    assert 0.89 <= coverage <= 0.99  # binomial sd 2.2 % at 95 %
+    assert np.mean(sigmas) / np.std(relative, ddof=1) == pytest.approx(1.0, abs=0.2)
+    # The estimator is unchanged: the mean of per-ion slopes is the slope of the mean MSD.
+    lo, hi = np.searchsorted(result.time_ps, result.fit_range_ps)
+    window = slice(lo, hi + 1)
+    slope = np.polyfit(result.time_ps[window], result.msd[window], 1)[0]
+    assert result.diffusivity == pytest.approx(slope / 6 * 1e-4, rel=1e-9)
+    assert np.all(result.diffusivity_axes_std > result.diffusivity_std)
+    summary = result.summary()
+    assert summary["diffusivity_std_dof"] == 31 and len(summary["block_diffusivities_cm2_s"]) == 5
+    single = diffusivity(random_walk(n_li=1, n_frames=100), "Li", 1000.0)
+    assert np.isnan(single.diffusivity_std) and single.error_dof == 0
+    assert (
+        json.loads(json.dumps(single.summary(), allow_nan=False))["diffusivity_std_cm2_s"] is None
+    )
+
+
+def synthetic_triplets(n, relative_error, seed, ea=0.3, d0=1e-3):
+    """``n`` noisy D triplets at 1000/1500/2000 K with lognormal errors of known size."""
+    rng = np.random.default_rng(seed)
+    temperatures = np.array([1000.0, 1500.0, 2000.0])
+    truth = d0 * np.exp(-ea / (KB_EV * temperatures))
+    return temperatures, truth * np.exp(rng.normal(0, relative_error, (n, 3)))
+
+
+def test_arrhenius_errors_with_three_temperatures_cover_the_truth():
+    """Issue 15 item 15: chi2/dof with one dof no longer shrinks sigma_Ea at random."""
+    temperatures, samples = synthetic_triplets(400, 0.05, seed=7)
+    z, z_input, inside_scatter = [], [], []
+    for d in samples:
+        fit = fit_arrhenius(temperatures, d, errors=0.05 * d)
+        assert fit.error_source == "input errors" and fit.dof == 1 and fit.scale >= 1.0
+        # never below what the input errors give (the old fit could be 5x below)
+        assert fit.activation_energy_std >= fit.activation_energy_std_input * (1 - 1e-12)
+        z.append((fit.activation_energy - 0.3) / fit.activation_energy_std)
+        z_input.append((fit.activation_energy - 0.3) / fit.activation_energy_std_input)
+        plain = fit_arrhenius(temperatures, d)  # no errors: scatter with one dof
+        low, high = plain.summary()["activation_energy_95_eV"]
+        inside_scatter.append(low <= 0.3 <= high)
+    assert 0.92 <= np.mean(np.abs(z_input) < 2) <= 0.985  # exact input errors: 95.4 %
+    assert 0.93 <= np.mean(np.abs(z) < 2) <= 0.995  # scaled up only: a little above
+    assert 0.92 <= np.mean(inside_scatter) <= 0.98  # t(0.975, 1) = 12.7 sigma
+    assert plain.interval_quantile == pytest.approx(12.706, abs=1e-3)
+    # sigma_Ea from the input errors, independent of how well three points line up
+    d = samples[0]
+    design = np.column_stack([np.ones(3), -1.0 / (KB_EV * temperatures)]) / 0.05
+    expected = np.sqrt(np.linalg.inv(design.T @ design)[1, 1])
+    assert fit_arrhenius(temperatures, d, 0.05 * d).activation_energy_std_input == pytest.approx(
+        expected, rel=1e-9
+    )
+    two = fit_arrhenius(temperatures[:2], d[:2])
+    assert np.isnan(two.activation_energy_std)  # no scatter to estimate from two points
+    assert (
+        json.loads(json.dumps(two.summary(300.0), allow_nan=False))["activation_energy_std_eV"]
+        is None
+    )
+
+
+def test_extrapolation_factor_prints_enough_digits():
+    assert format_factor(0.004) == "1.0040"  # the old ".2g" printed "1"
+    assert format_factor(0.26) == "1.30" and format_factor(2.0) == "7.39"
+    assert format_factor(float("nan")) == "nan"
 
 
 def test_langevin_free_particles_give_kt_over_m_gamma(tmp_path):

@@ -36,7 +36,9 @@ def register(commands: Any) -> None:
         help="fit window in ps (default: automatic)",
     )
     diffusion.add_argument("--skip", type=float, default=0.0, help="ps ignored by the auto window")
-    diffusion.add_argument("--blocks", type=int, default=5, help="blocks for the error")
+    diffusion.add_argument(
+        "--blocks", type=int, default=5, help="blocks for per-block D (a stationarity check)"
+    )
     diffusion.add_argument("--charge", type=float, default=1.0, help="ion charge in e")
     diffusion.add_argument("--keep-drift", action="store_true", help="do not remove drift")
     diffusion.add_argument("--out", type=Path, default=Path("diffusion"))
@@ -138,7 +140,7 @@ def _diffusion(args: argparse.Namespace) -> None:
 def _arrhenius(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from atomlens.diffusion.arrhenius import fit_arrhenius, plot_arrhenius
+    from atomlens.diffusion.arrhenius import fit_arrhenius, format_factor, plot_arrhenius
     from atomlens.files import write_text_atomic
 
     rows = []
@@ -160,11 +162,14 @@ def _arrhenius(args: argparse.Namespace) -> None:
     summary = fit.summary(args.at)
     write_text_atomic(args.out / "arrhenius.json", json.dumps(summary, indent=2) + "\n")
     plot_arrhenius(fit, args.out / "arrhenius.png", args.at)
-    factor = np.exp(summary["extrapolated_lnD_std"])
+    factor = format_factor(summary["extrapolated_lnD_std"])
+    low, high = summary["activation_energy_95_eV"]
     print(
-        f"Ea = {fit.activation_energy:.4f} ± {fit.activation_energy_std:.4f} eV, "
-        f"D0 = {fit.prefactor:.4g} cm2/s over {len(t)} temperatures; D({args.at:g} K) = "
-        f"{summary['extrapolated_D_cm2_s']:.3g} cm2/s (x/÷ {factor:.2g})"
+        f"Ea = {fit.activation_energy:.4f} ± {fit.activation_energy_std:.4f} eV "
+        f"(95 %: {low:.4f} to {high:.4f}; errors from the {fit.error_source}"
+        + (f", scaled x{fit.scale:.3g} for chi2/dof > 1" if fit.scale > 1 else "")
+        + f"), D0 = {fit.prefactor:.4g} cm2/s over {len(t)} temperatures; D({args.at:g} K) = "
+        f"{summary['extrapolated_D_cm2_s']:.3g} cm2/s (x/÷ {factor})"
     )
     print(f"wrote {args.out / 'arrhenius.json'} and {args.out / 'arrhenius.png'}")
 
@@ -221,7 +226,11 @@ def _amorphous(args: argparse.Namespace) -> None:
             )
         summary["diffusion"] = [r.summary() for r in results]
         if len(results) >= 2:
-            fit = fit_arrhenius([r.temperature for r in results], [r.diffusivity for r in results])
+            fit = fit_arrhenius(
+                [r.temperature for r in results],
+                [r.diffusivity for r in results],
+                [r.diffusivity_std for r in results],
+            )
             summary["arrhenius"] = fit.summary(300.0)
             print(f"Ea = {fit.activation_energy:.3f} ± {fit.activation_energy_std:.3f} eV")
     summary["seconds"] = time.perf_counter() - start

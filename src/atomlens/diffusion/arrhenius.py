@@ -13,7 +13,22 @@ from atomlens.units import KB_EV
 
 @dataclass(frozen=True)
 class ArrheniusFit:
-    """Activation energy (eV) and prefactor (cm²/s) with standard errors."""
+    """Activation energy (eV) and prefactor (cm²/s) with standard errors.
+
+    Attributes:
+        activation_energy: Ea in eV; ``activation_energy_std`` its standard error.
+        prefactor: D0 in cm²/s; ``prefactor_log_std`` the standard error of ln D0.
+        temperatures: K. diffusivities: cm²/s.
+        covariance: Covariance of (ln D0, Ea), the one the errors above come from.
+        error_source: ``"input errors"`` (from the D errors; scaled up by ``scale`` when
+            chi2/dof > 1, never down) or ``"scatter"`` (no D errors: residual scatter).
+        chi2: Weighted chi-square of the residuals (NaN without input errors).
+        dof: Degrees of freedom, points - 2.
+        scale: Factor applied to the input-error standard errors, sqrt(max(1, chi2/dof)).
+        activation_energy_std_input: Ea error from the input errors alone (NaN without).
+        activation_energy_std_scatter: Ea error from the residual scatter alone, with
+            ``dof`` degrees of freedom (NaN for two points).
+    """
 
     activation_energy: float
     activation_energy_std: float
@@ -22,6 +37,25 @@ class ArrheniusFit:
     temperatures: np.ndarray
     diffusivities: np.ndarray
     covariance: np.ndarray
+    error_source: str = "scatter"
+    chi2: float = float("nan")
+    dof: int = 0
+    scale: float = 1.0
+    activation_energy_std_input: float = float("nan")
+    activation_energy_std_scatter: float = float("nan")
+
+    @property
+    def interval_quantile(self) -> float:
+        """Multiple of a standard error that gives a 95 % interval.
+
+        1.96 when the errors come from the input D errors; Student's t(0.975, dof) when
+        they come from the scatter of a few points (12.7 for three temperatures).
+        """
+        from scipy import stats
+
+        if self.error_source == "input errors":
+            return float(stats.norm.ppf(0.975))
+        return float(stats.t.ppf(0.975, self.dof)) if self.dof > 0 else float("nan")
 
     def extrapolate(self, temperature: float) -> tuple[float, float]:
         """D at ``temperature`` (cm²/s) and the standard error of ln D there."""
@@ -30,10 +64,21 @@ class ArrheniusFit:
         return float(np.exp(ln_d)), float(np.sqrt(x @ self.covariance @ x))
 
     def summary(self, extrapolate_to: float | None = None) -> dict:
-        """Plain numbers for JSON."""
+        """Plain numbers for strict JSON (a missing error is None)."""
+        quantile = self.interval_quantile
         out = {
             "activation_energy_eV": self.activation_energy,
             "activation_energy_std_eV": self.activation_energy_std,
+            "activation_energy_95_eV": [
+                self.activation_energy - quantile * self.activation_energy_std,
+                self.activation_energy + quantile * self.activation_energy_std,
+            ],
+            "error_source": self.error_source,
+            "chi2": self.chi2,
+            "dof": self.dof,
+            "error_scale": self.scale,
+            "activation_energy_std_input_eV": self.activation_energy_std_input,
+            "activation_energy_std_scatter_eV": self.activation_energy_std_scatter,
             "prefactor_cm2_s": self.prefactor,
             "ln_prefactor_std": self.prefactor_log_std,
             "temperatures_K": self.temperatures.tolist(),
@@ -45,8 +90,36 @@ class ArrheniusFit:
                 "extrapolated_T_K": extrapolate_to,
                 "extrapolated_D_cm2_s": d,
                 "extrapolated_lnD_std": err,
+                "extrapolated_D_factor": float(np.exp(err)),
             }
-        return out
+        return {key: _json_value(value) for key, value in out.items()}
+
+
+def _json_value(value: object) -> object:
+    """NaN or infinite floats (also inside lists) as None, for strict JSON."""
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def format_factor(ln_std: float) -> str:
+    """A multiplicative error exp(sigma_lnD) that never prints as a bare 1.
+
+    Below 2 it keeps two significant digits of the excess over 1.
+
+    >>> format_factor(0.004), format_factor(0.26), format_factor(2.0)
+    ('1.0040', '1.30', '7.39')
+    """
+    factor = float(np.exp(ln_std))
+    if not np.isfinite(factor):
+        return "nan"
+    excess = factor - 1.0
+    if factor >= 2.0 or excess <= 0.0:
+        return f"{factor:.3g}" if factor >= 2.0 else f"{factor:.3f}"
+    decimals = max(2, int(np.ceil(-np.log10(excess))) + 1)
+    return f"{factor:.{decimals}f}"
 
 
 def fit_arrhenius(
@@ -54,10 +127,17 @@ def fit_arrhenius(
 ) -> ArrheniusFit:
     """Weighted least squares of ln D on 1/(kB T).
 
+    With errors, the standard errors come from them (sigma_lnD = sigma_D / D) and are
+    scaled up by sqrt(chi2/dof) only when the points scatter more than their errors say
+    (never down: with three temperatures chi2 has one degree of freedom and would shrink
+    them at random). Without errors they come from the residual scatter, with points - 2
+    degrees of freedom (none for two points: NaN).
+
     Args:
         temperatures: K.
         diffusivities: cm²/s (positive).
-        errors: Optional standard errors of D (weights 1/sigma_lnD²).
+        errors: Optional standard errors of D (weights 1/sigma_lnD²); ignored unless all
+            are finite and positive.
 
     Raises:
         DataError: For fewer than two temperatures or non-positive values.
@@ -70,16 +150,28 @@ def fit_arrhenius(
         raise DataError("temperatures and diffusivities must be positive and finite")
     design = np.column_stack([np.ones_like(t), -1.0 / (KB_EV * t)])
     y = np.log(d)
-    if errors is not None and np.all(np.isfinite(errors)) and np.all(np.asarray(errors) > 0):
-        weights = (d / np.asarray(errors, dtype=np.float64)) ** 2  # sigma_lnD = sigma_D / D
-    else:
-        weights = np.ones_like(t)
+    weighted = (
+        errors is not None
+        and np.shape(errors) == t.shape
+        and bool(np.all(np.isfinite(errors)))
+        and bool(np.all(np.asarray(errors) > 0))
+    )
+    weights = (d / np.asarray(errors, dtype=np.float64)) ** 2 if weighted else np.ones_like(t)
     w = np.sqrt(weights)
     solution, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
     residual = y - design @ solution
-    dof = max(t.size - 2, 1)
-    scale = float(residual**2 @ weights) / dof if errors is None or t.size > 2 else 1.0
-    covariance = np.linalg.inv(design.T @ (design * weights[:, None])) * scale
+    dof = t.size - 2
+    chi2 = float(residual**2 @ weights)
+    unscaled = np.linalg.inv(design.T @ (design * weights[:, None]))
+    # Residual-scatter covariance (s^2 (X^T W X)^-1); undefined with no degrees of freedom.
+    scatter = unscaled * (chi2 / dof) if dof > 0 else np.full((2, 2), np.nan)
+    if weighted:
+        scale = float(np.sqrt(max(1.0, chi2 / dof))) if dof > 0 else 1.0
+        covariance = unscaled * scale**2
+        std_input = float(np.sqrt(unscaled[1, 1]))
+        source = "input errors"
+    else:
+        scale, covariance, std_input, source = 1.0, scatter, float("nan"), "scatter"
     return ArrheniusFit(
         float(solution[1]),
         float(np.sqrt(covariance[1, 1])),
@@ -88,6 +180,12 @@ def fit_arrhenius(
         t,
         d,
         covariance,
+        source,
+        chi2 if weighted else float("nan"),
+        dof,
+        scale,
+        std_input,
+        float(np.sqrt(scatter[1, 1])),
     )
 
 

@@ -3,8 +3,17 @@
 Positions are unwrapped from the periodic cell (jumps of more than half a cell between
 frames are undone), the drift of the framework (all other atoms) is removed, and the MSD
 is averaged over every time origin with FFTs: O(T log T) per atom and axis instead of
-O(T^2). D is the slope of MSD(t) / 6 (per axis: / 2) over a window in the diffusive regime;
-its uncertainty comes from the spread of D over consecutive blocks of the trajectory.
+O(T^2). D is the slope of MSD(t) / 6 (per axis: / 2) over a window in the diffusive regime.
+
+The least-squares slope is linear in the MSD, so the reported D is exactly the mean of the
+per-ion D_i, each fitted on that ion's own all-origin MSD over the same window. Its standard
+error is the spread of the D_i over sqrt(N): it describes the reported estimator (same
+window, same origins, every correlation along one ion's path included) and assumes only
+that the ions move independently of one another, as kinisi's MSD covariance model does.
+Correlated (collective) hopping would make it too small. D over consecutive blocks of the
+run is kept as a stationarity check; it no longer sets the error (fitted on a fifth of the
+lags, the mean of five blocks is a different and less noisy estimator than the full-run D,
+so its spread made error bars ~1.7x too small).
 """
 
 from __future__ import annotations
@@ -128,9 +137,14 @@ class DiffusionResult:
         time_ps: Lag times (T,) in ps.
         msd: MSD (T,) in Å², averaged over the species' atoms; ``msd_axes`` per axis (T, 3).
         fit_range_ps: The window the slope was fitted on.
-        diffusivity: D in cm²/s; ``diffusivity_std`` its block-averaging standard error.
+        diffusivity: D in cm²/s; ``diffusivity_std`` its standard error (spread of the
+            per-ion D over sqrt(N ions); NaN for one ion).
         diffusivity_axes: Per-axis D (3,) in cm²/s.
         conductivity: Nernst-Einstein conductivity in S/cm (charge ``charge`` e per ion).
+        block_diffusivities: D of each consecutive block of the run (stationarity check).
+        diffusivity_axes_std: Standard errors of the per-axis D (3,), as for D.
+        error_dof: Degrees of freedom of the error (ions - 1); with few ions, a 95 %
+            interval is D ± t(0.975, dof) sigma rather than ± 2 sigma.
     """
 
     species: str
@@ -144,22 +158,38 @@ class DiffusionResult:
     diffusivity_axes: np.ndarray
     conductivity: float
     block_diffusivities: list[float] = field(default_factory=list)
+    diffusivity_axes_std: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    error_dof: int = 0
 
     def summary(self) -> dict:
-        """Plain numbers for JSON."""
-        return {
+        """Plain numbers for strict JSON (a missing error is None)."""
+        out = {
             "species": self.species,
             "temperature_K": self.temperature,
             "diffusivity_cm2_s": self.diffusivity,
             "diffusivity_std_cm2_s": self.diffusivity_std,
+            "diffusivity_std_method": ERROR_METHOD,
+            "diffusivity_std_dof": self.error_dof,
             "diffusivity_axes_cm2_s": self.diffusivity_axes.tolist(),
+            "diffusivity_axes_std_cm2_s": self.diffusivity_axes_std.tolist(),
             "conductivity_S_cm": self.conductivity,
             "fit_range_ps": list(self.fit_range_ps),
             "block_diffusivities_cm2_s": self.block_diffusivities,
         }
+        return {key: _json_value(value) for key, value in out.items()}
+
+
+def _json_value(value: object) -> object:
+    """NaN or infinite floats (also inside lists) as None, for strict JSON."""
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 A2_PER_PS_TO_CM2_PER_S = 1e-16 / 1e-12  # Å²/ps -> cm²/s
+ERROR_METHOD = "standard error of the mean of per-ion D (same window), ions independent"
 
 
 def mobile_positions(traj: Trajectory, species: str, remove_drift: bool = True) -> np.ndarray:
@@ -207,6 +237,19 @@ def _slope(t: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(t, y, 1)[0])
 
 
+def _slopes(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of every column of ``y`` (len(t), ...) against ``t``."""
+    centred = t - t.mean()
+    return np.tensordot(centred, y - y.mean(axis=0), axes=(0, 0)) / float(centred @ centred)
+
+
+def _standard_error(values: np.ndarray) -> np.ndarray:
+    """Standard error of the mean along axis 0 (NaN for fewer than two values)."""
+    if values.shape[0] < 2:
+        return np.full(values.shape[1:], np.nan)
+    return values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
+
+
 def diffusivity(
     traj: Trajectory,
     species: str,
@@ -218,7 +261,10 @@ def diffusivity(
     charge: float = 1.0,
     remove_drift: bool = True,
 ) -> DiffusionResult:
-    """Tracer D of ``species`` from a trajectory, with block-averaged uncertainty.
+    """Tracer D of ``species`` from a trajectory, with its standard error.
+
+    D is the mean of the per-ion D_i (each the slope of that ion's all-origin MSD over the
+    window); its error is the standard error of that mean, std(D_i) / sqrt(N).
 
     Args:
         traj: The trajectory.
@@ -226,12 +272,13 @@ def diffusivity(
         temperature: Temperature in K (for the conductivity).
         fit_range_ps: Fit window (start, end) in ps; default: chosen automatically.
         skip_ps: With the automatic window, ignore lags shorter than this.
-        blocks: Consecutive blocks for the uncertainty (0 or 1: none).
+        blocks: Consecutive blocks for the per-block D, a stationarity check (0 or 1: none).
         charge: Ion charge in e for Nernst-Einstein.
         remove_drift: Subtract the framework's centre-of-mass drift.
     """
     positions = mobile_positions(traj, species, remove_drift)
-    axes = msd_fft(positions).mean(axis=1)
+    per_ion = msd_fft(positions)  # (T, n, 3)
+    axes = per_ion.mean(axis=1)
     total = axes.sum(axis=1)
     time_ps = np.arange(traj.n_frames) * traj.timestep_fs / 1000.0
     if fit_range_ps is None:
@@ -246,11 +293,14 @@ def diffusivity(
             "than 3 lags; give --fit-range or a longer run"
         )
     window = slice(lo, hi)
-    d = _slope(time_ps[window], total[window]) / 6.0 * A2_PER_PS_TO_CM2_PER_S
-    d_axes = (
-        np.array([_slope(time_ps[window], axes[window, k]) / 2.0 for k in range(3)])
-        * A2_PER_PS_TO_CM2_PER_S
-    )
+    # Per-ion, per-axis slopes (n, 3); their means are the slopes of the averaged MSD.
+    ion_slopes = _slopes(time_ps[window], per_ion[window]) * A2_PER_PS_TO_CM2_PER_S
+    ion_d = ion_slopes.sum(axis=1) / 6.0
+    ion_d_axes = ion_slopes / 2.0
+    d = float(ion_d.mean())
+    d_axes = ion_d_axes.mean(axis=0)
+    error = float(_standard_error(ion_d))
+    error_axes = _standard_error(ion_d_axes)
     block_values: list[float] = []
     if blocks > 1 and traj.n_frames // blocks >= 6:
         size = traj.n_frames // blocks
@@ -265,11 +315,6 @@ def diffusivity(
             _slope(t[b_lo:b_hi], block_msd[b_lo:b_hi, b]) / 6.0 * A2_PER_PS_TO_CM2_PER_S
             for b in range(blocks)
         ]
-    error = (
-        float(np.std(block_values, ddof=1) / np.sqrt(len(block_values)))
-        if len(block_values) > 1
-        else float("nan")
-    )
     n_ions = positions.shape[1]
     volume_cm3 = abs(np.linalg.det(traj.cell)) * 1e-24
     density = n_ions / volume_cm3
@@ -286,6 +331,8 @@ def diffusivity(
         d_axes,
         float(conductivity),
         block_values,
+        error_axes,
+        n_ions - 1,
     )
 
 
