@@ -6,8 +6,11 @@ import pandas as pd
 import pytest
 
 from atomlens.cli import main
+from atomlens.descriptors import sisso as sisso_module
 from atomlens.descriptors.sisso import (
     FeatureSpace,
+    ScreeningWarning,
+    auto_sis_size,
     best_subsets,
     cross_validate,
     display,
@@ -146,9 +149,68 @@ def test_sisso_command(tmp_path, capsys):
     report = json.loads((tmp_path / "table.sisso.json").read_text())
     assert sorted(report["models"][2]["features"]) == ["LNC", "Li_frac", "inv_kBT"]
     assert len(report["models"][2]["cv_rmse_folds"]) == 3
+    # 43 primaries fit in the first (half-size) subspace: exact best subset, nothing to check
+    assert report["screening_converged"] is True and report["screening_warning"] is None
     frame.loc[7, "lnD"] = np.nan
     frame.to_csv(path, index=False)
     assert main(args) == 1
     assert "row 9" in capsys.readouterr().err  # header is line 1: row index 7 is line 9
     assert main(["sisso", str(path), "--target", "nope"]) == 1
     assert "no column 'nope'" in capsys.readouterr().err
+
+
+def issue_formula_table(n=200, p=10, seed=0):
+    """y = 2.5 x1 x2 - 1.7 x3^2 / x4 + 0.3 on ten primaries in [0.5, 3] (issue 15 item 18)."""
+    x = np.random.default_rng(seed).uniform(0.5, 3.0, (n, p))
+    y = 2.5 * x[:, 0] * x[:, 1] - 1.7 * x[:, 2] ** 2 / x[:, 3] + 0.3
+    return x, y, [f"x{i + 1}" for i in range(p)]
+
+
+def test_default_screening_recovers_a_term_ranked_far_down():
+    x, y, names = issue_formula_table()
+    true_terms = np.column_stack([x[:, 0] * x[:, 1], x[:, 2] ** 2 / x[:, 3]])
+    old = sisso(x, y, names, complexity=2, max_dim=2, sis_size=20)  # the old default
+    assert old.models[1].r2 < 0.99
+    result = sisso(x, y, names, complexity=2, max_dim=2)  # all ten operators
+    assert result.sis_size == auto_sis_size(2) == 640 and result.sis_sizes_tried == [320, 640]
+    assert result.converged is True and result.warning is None
+    model = result.models[1]
+    found = np.column_stack([evaluate(f, x) for f in model.features])
+    # the two features are x1 x2 and x3^2 / x4 (in whatever written form), exactly
+    correlation = np.corrcoef(found.T, true_terms.T)[:2, 2:]
+    assert np.allclose(np.sort(np.abs(correlation).max(axis=0)), 1.0, atol=1e-12)
+    np.testing.assert_allclose(predict(model, x), y, atol=1e-9)
+    assert sorted(np.round(np.abs(model.coefficients), 9)) == [1.7, 2.5]
+    assert model.intercept == pytest.approx(0.3, abs=1e-9)
+
+
+def test_screening_warning_when_half_the_subspace_finds_other_models(monkeypatch):
+    x, y, names = issue_formula_table()
+    monkeypatch.setattr(sisso_module, "MAX_L0_SUBSETS", 3160)  # C(80, 2): 40 per dimension
+    assert auto_sis_size(2) == 40 and auto_sis_size(3) >= 2
+    with pytest.warns(ScreeningWarning, match="with 40 screened candidates"):
+        result = sisso(x, y, names, complexity=2, max_dim=2)
+    assert result.converged is False and result.sis_sizes_tried == [20, 40]
+
+
+@pytest.mark.slow
+def test_default_screening_recovers_the_formula_at_three_dimensions():
+    x, y, names = issue_formula_table()
+    result = sisso(x, y, names, complexity=2, max_dim=3)
+    assert result.sis_size == 164 and result.models[1].rmse < 1e-9
+
+
+def test_sisso_command_prints_the_screening_warning(tmp_path, capsys, monkeypatch):
+    x, y, names = issue_formula_table()
+    frame = pd.DataFrame(x, columns=names)
+    frame["y"] = y
+    path = tmp_path / "issue.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(sisso_module, "MAX_L0_SUBSETS", 3160)
+    args = ["sisso", str(path), "--target", "y", "--dim", "2", "--complexity", "2", "--cv", "0"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "40 screened candidates per dimension" in captured.out
+    assert "warning: SISSO: the models with 40 screened candidates" in captured.err
+    report = json.loads((tmp_path / "issue.sisso.json").read_text())
+    assert report["sis_sizes_tried"] == [20, 40] and report["screening_converged"] is False

@@ -11,6 +11,14 @@ For each descriptor dimension d = 1..D, SIS adds the ``sis_size`` candidates mos
 solves least squares for every d-subset of the subspace (batched normal equations) and keeps
 the subset with the smallest residual. With ``ops=()`` and a subspace that holds every
 primary, this is exact best-subset regression.
+
+A fixed ``sis_size`` can miss a term of the true formula: ranked by |r| with the target, a
+true term can sit hundreds of places down, behind composites that contain it (with ten
+operators at complexity 2, x1*x2 of y = 2.5 x1 x2 - 1.7 x3^2/x4 + 0.3 falls outside the
+top 20). By default (``sis_size=None``) each dimension adds the largest number of
+candidates whose exact L0 stays within ``MAX_L0_SUBSETS`` (640 for D = 2, 164 for D = 3,
+37 for D = 4), and the search is repeated with half as many: when the two disagree, the
+models still depend on the screening and a ``ScreeningWarning`` says so.
 """
 
 from __future__ import annotations
@@ -40,6 +48,28 @@ BINARY = {
 }
 DEFAULT_OPS = ("+", "-", "*", "/", "exp", "log", "^-1", "^2", "^3", "sqrt")
 MAX_ABS = 1e12  # candidates with larger values are numerically useless
+MAX_SIS_SIZE = 640  # most candidates per dimension that the default will add
+MAX_L0_SUBSETS = 20_000_000  # exact L0 budget of the default (~15 s on 2 cores)
+
+
+class ScreeningWarning(UserWarning):
+    """The models may depend on the screened subspace size (raise ``sis_size``)."""
+
+
+def auto_sis_size(max_dim: int, max_subsets: int | None = None) -> int:
+    """The default candidates per dimension: the most whose D-dimensional L0 fits the budget.
+
+    The largest k <= ``MAX_SIS_SIZE`` with C(max_dim * k, max_dim) <= ``max_subsets``
+    (default ``MAX_L0_SUBSETS``; at least 2); a 1-D model is the top candidate at any
+    size, so D = 1 takes 40.
+    """
+    budget = MAX_L0_SUBSETS if max_subsets is None else max_subsets
+    if max_dim == 1:
+        return 40
+    k = 2
+    while k < MAX_SIS_SIZE and math.comb(max_dim * (k + 1), max_dim) <= budget:
+        k += 1
+    return k
 
 
 def parse_ops(text: str) -> tuple[str, ...]:
@@ -328,6 +358,10 @@ class SissoResult:
     screening_seconds: float = 0.0
     l0_seconds: float = 0.0
     l0_subsets: int = 0
+    sis_size: int = 0
+    sis_sizes_tried: list[int] = field(default_factory=list)
+    converged: bool | None = None
+    warning: str | None = None
 
 
 def fit_linear(values: np.ndarray, y: np.ndarray, names: list[str]) -> Model:
@@ -340,6 +374,14 @@ def fit_linear(values: np.ndarray, y: np.ndarray, names: list[str]) -> Model:
     return Model(names, solution[1:], float(solution[0]), rmse, r2)
 
 
+def _same_models(a: list[Model], b: list[Model], scale: float) -> bool:
+    """Whether two model lists fit equally well in every dimension."""
+    return len(a) == len(b) and all(
+        math.isclose(m.rmse, n.rmse, rel_tol=1e-9, abs_tol=1e-12 * scale)
+        for m, n in zip(a, b, strict=True)
+    )
+
+
 def sisso(
     x: np.ndarray,
     y: np.ndarray,
@@ -348,7 +390,7 @@ def sisso(
     ops: Sequence[str] = DEFAULT_OPS,
     complexity: int = 1,
     max_dim: int = 3,
-    sis_size: int = 20,
+    sis_size: int | None = None,
     chunk_size: int = 20000,
 ) -> SissoResult:
     """Run SISSO for descriptor dimensions 1..max_dim.
@@ -360,10 +402,16 @@ def sisso(
         ops: Operators (see ``UNARY`` and ``BINARY``); empty for best subset on primaries.
         complexity: Largest number of operators in one feature.
         max_dim: Largest descriptor dimension D.
-        sis_size: Candidates added to the subspace per dimension.
+        sis_size: Candidates added to the subspace per dimension; None (default):
+            ``auto_sis_size(max_dim)``, checked against a search with half as many.
         chunk_size: Candidates computed at once when streaming (bounds memory).
+
+    Warns:
+        ScreeningWarning: When, with the default size, the models differ from those found
+            with half the subspace (also kept in ``SissoResult.warning``).
     """
     import time
+    import warnings
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -373,41 +421,99 @@ def sisso(
         raise ValueError("the target has NaN or infinite values")
     if max_dim < 1:
         raise ValueError("max_dim must be >= 1")
+    if sis_size is not None and sis_size < 1:
+        raise ValueError("sis_size must be >= 1")
+    if sis_size is None:
+        largest = auto_sis_size(max_dim)
+        sizes: tuple[int, ...] = (largest // 2, largest) if max_dim > 1 else (largest,)
+    else:
+        sizes = (sis_size,)
     start = time.perf_counter()
     space = FeatureSpace(x, names, ops, complexity, chunk_size)
-    # The first pass also counts the space. It keeps enough candidates for every
-    # dimension, so a small space (at most sis_size * max_dim) needs no other pass.
-    budget = sis_size * max_dim
-    first, n_candidates = screen(space, y, budget)
+    # Each residual is screened once, keeping enough candidates for the largest size and
+    # every dimension; a smaller size takes a prefix. The first pass also counts the space.
+    keep = sizes[-1] * max_dim
+    first, n_candidates = screen(space, y, keep)
     if n_candidates == 0:
         raise ValueError("no usable feature (all constant or non-finite)")
-    everything = n_candidates <= budget  # small space: L0 over all of it
-    screening = time.perf_counter() - start
-    subspace = Level(np.empty((len(y), 0)), [])
+    screens: dict[tuple[str, ...], Level] = {(): first}
+    timing = {"screening": time.perf_counter() - start, "l0": 0.0}
+
+    def ranked(previous: Model, residual: np.ndarray) -> Level:
+        key = tuple(previous.features)
+        if key not in screens:
+            t = time.perf_counter()
+            screens[key], _ = screen(space, residual, keep)
+            timing["screening"] += time.perf_counter() - t
+        return screens[key]
+
+    def run(k: int) -> tuple[list[Model], list[str], int]:
+        everything = n_candidates <= k * max_dim  # small space: L0 over all of it
+        subspace = Level(first.values, list(first.names))
+        if not everything:
+            subspace = Level(first.values[:, :k], list(first.names[:k]))
+        models: list[Model] = []
+        chosen_values = np.empty((len(y), 0))
+        solved_total = 0
+        for dim in range(1, max_dim + 1):
+            if dim > 1 and not everything:
+                previous = models[-1]
+                residual = y - previous.intercept - chosen_values @ previous.coefficients
+                candidates = ranked(previous, residual)
+                taken = set(_keys(subspace.values))
+                new = [i for i, key in enumerate(_keys(candidates.values)) if key not in taken][:k]
+                subspace = Level(
+                    np.concatenate([subspace.values, candidates.values[:, new]], axis=1),
+                    subspace.names + [candidates.names[i] for i in new],
+                )
+            if dim > subspace.values.shape[1]:
+                break
+            t = time.perf_counter()
+            chosen, _, solved = best_subsets(subspace.values, y, dim)
+            timing["l0"] += time.perf_counter() - t
+            solved_total += solved
+            names_chosen = [subspace.names[c] for c in chosen]
+            chosen_values = subspace.values[:, chosen]
+            models.append(fit_linear(chosen_values, y, names_chosen))
+        return models, subspace.names, solved_total
+
+    tried: list[int] = []
+    subsets = 0
+    converged: bool | None = None
     models: list[Model] = []
-    l0_seconds, subsets = 0.0, 0
-    residual = y.copy()
-    for dim in range(1, max_dim + 1):
-        t = time.perf_counter()
-        if dim == 1:
-            keep = slice(None) if everything else slice(sis_size)
-            subspace = Level(first.values[:, keep], list(first.names[keep]))
-        elif not everything:
-            new, _ = screen(space, residual, sis_size, existing=subspace)
-            subspace = Level(
-                np.concatenate([subspace.values, new.values], axis=1), subspace.names + new.names
-            )
-        screening += time.perf_counter() - t
-        if dim > subspace.values.shape[1]:
+    subspace_names: list[str] = []
+    for k in sizes:
+        result = run(k)
+        subsets += result[2]
+        same = bool(tried) and _same_models(models, result[0], float(np.std(y)) or 1.0)
+        models, subspace_names = result[0], result[1]
+        tried.append(k)
+        if same or n_candidates <= k * max_dim:
+            converged = True
             break
-        t = time.perf_counter()
-        chosen, _, solved = best_subsets(subspace.values, y, dim)
-        l0_seconds += time.perf_counter() - t
-        subsets += solved
-        model = fit_linear(subspace.values[:, chosen], y, [subspace.names[c] for c in chosen])
-        models.append(model)
-        residual = y - model.intercept - subspace.values[:, chosen] @ model.coefficients
-    return SissoResult(models, n_candidates, subspace.names, screening, l0_seconds, subsets)
+    warning = None
+    if sis_size is None and converged is None and len(tried) > 1:
+        converged = False
+        warning = (
+            f"SISSO: the models with {tried[-1]} screened candidates per dimension differ "
+            f"from those with {tried[-2]} (of {n_candidates:,} candidates): they still depend "
+            "on the screening; a larger sis_size (more exact L0 subsets) may find better ones"
+        )
+        warnings.warn(warning, ScreeningWarning, stacklevel=2)
+    elif sis_size is None and converged is None:
+        converged = True  # one dimension: the top candidate, whatever the size
+    return SissoResult(
+        models,
+        n_candidates,
+        subspace_names,
+        timing["screening"],
+        timing["l0"],
+        subsets,
+        tried[-1],
+        tried,
+        converged,
+        warning,
+    )
 
 
 _FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt}
