@@ -32,6 +32,18 @@ class SplitConfig(BaseModel):
     test: float | int = 0.1
     seed: int = 0
 
+    @field_validator("train", "val", "test")
+    @classmethod
+    def _size(cls, value: float | int | None) -> float | int | None:
+        """A count >= 0 or a fraction in [0, 1], checked before any data is loaded."""
+        if value is None:
+            return value
+        if not value >= 0:
+            raise ValueError(f"a split size must be >= 0, got {value}")
+        if isinstance(value, float) and value > 1:
+            raise ValueError(f"a fraction must lie in [0, 1] (an integer is a count), got {value}")
+        return value
+
 
 class DataConfig(BaseModel):
     """Where the structures and labels come from and how graphs are built."""
@@ -121,7 +133,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise DataError(f"--set {key}: '{part}' is not a section")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:  # also tags such as !!python/object (safe_load refuses)
+            reason = " ".join(str(exc).split())
+            raise DataError(
+                f"--set {key}: '{value}' is not a valid YAML value ({reason})"
+            ) from None
     return raw
 
 
@@ -129,11 +147,15 @@ def read_yaml_config(path: Path | str, overrides: list[str] | None = None) -> di
     """A YAML mapping with ``--set`` overrides applied; errors name the file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise DataError(f"config file not found: '{path}'") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"'{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read config '{path}': {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise DataError(f"'{path}' is not valid YAML: {exc}") from None
+        raise DataError(f"'{path}' is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(raw, dict):
         raise DataError(f"'{path}' must hold a mapping at the top level")
     return apply_overrides(raw, overrides or [])
@@ -144,8 +166,8 @@ def validate_model(model: type[ModelT], raw: dict[str, Any], where: str) -> Mode
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise DataError(f"invalid configuration in '{where}':\n" + "\n".join(lines)) from None
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise DataError(f"invalid configuration in '{where}': " + "; ".join(problems)) from None
 
 
 def load_config(path: Path | str, overrides: list[str] | None = None) -> TrainConfig:

@@ -1,13 +1,19 @@
-"""File helpers: atomic writes (temporary sibling, then rename) and safe file names."""
+"""File helpers: atomic writes (temporary sibling, then rename), strict JSON, output checks."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
+import math
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 @contextmanager
@@ -45,3 +51,97 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def to_strict_json(value: Any) -> Any:
+    """``value`` with numpy types made plain and every non-finite float turned into None.
+
+    Dicts, lists, tuples, numpy arrays and scalars and dataclasses are converted
+    recursively, so the result serialises as strict JSON (no bare NaN or Infinity).
+    """
+    if isinstance(value, dict):
+        return {
+            str(k) if not isinstance(k, str) else k: to_strict_json(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_strict_json(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return to_strict_json(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_strict_json(dataclasses.asdict(value))
+    return value
+
+
+def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
+    """Strict JSON text of ``value`` (see :func:`to_strict_json`); non-finite floats are null."""
+    return json.dumps(to_strict_json(value), indent=indent, allow_nan=False, **kwargs)
+
+
+def write_json_atomic(path: Path | str, value: Any, indent: int | None = 2) -> Path:
+    """Write ``value`` as strict JSON (non-finite floats as null) to ``path`` atomically."""
+    return write_text_atomic(path, dumps_json(value, indent=indent) + "\n")
+
+
+def check_output_dir(path: Path | str, option: str = "--out") -> Path:
+    """Make sure ``path`` is, or can become, a writable folder, before any computation.
+
+    Nothing is created: a probe file is written to and removed from ``path`` or its nearest
+    existing ancestor, so an unwritable location fails at once with a one-line error instead
+    of after the work.
+
+    Raises:
+        DataError: Naming ``option`` and the path when it (or an ancestor) is a file or the
+            location cannot be written.
+    """
+    from atomlens.errors import DataError
+
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is an existing file" if existing == path else f"lies under the file '{existing}'"
+        raise DataError(f"{option} '{path}' {where}, not a folder")
+    try:
+        probe = existing / f".atomlens-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{option} '{path}' cannot be written: {describe_os_error(exc)}") from None
+    return path
+
+
+def check_output_file(path: Path | str, option: str = "--out") -> Path:
+    """Make sure a file can be written at ``path`` (its folder is created), before computing.
+
+    Raises:
+        DataError: Naming ``option`` and the path when it is a folder or cannot be written.
+    """
+    from atomlens.errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{option} '{path}' is an existing folder, not a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{option} '{path}' lies under the file '{parent}', not a folder")
+    check_output_dir(parent, option)
+    return path
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OS error: its reason and the file(s) it names."""
+    text = str(exc)
+    reason = exc.strerror or (text.splitlines()[0] if text else type(exc).__name__)
+    names = [f"'{n}'" for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{reason}: {' -> '.join(names)}" if names else reason

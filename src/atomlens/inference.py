@@ -82,7 +82,15 @@ class Predictor:
         self.config: TrainConfig = validate_config(
             yaml.safe_load(config_file.read_text()), str(config_file)
         )
-        self.metadata: dict[str, Any] = json.loads(meta_file.read_text())
+        try:
+            self.metadata: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
+            if not isinstance(self.metadata, dict) or not {"graph", "scaling", "target"} <= set(
+                self.metadata
+            ):
+                raise ValueError("graph, scaling or target missing")
+        except ValueError as exc:  # also JSONDecodeError and UnicodeDecodeError
+            reason = " ".join(str(exc).split())
+            raise DataError(f"'{meta_file}' is corrupt ({reason}); train the run again") from None
         state = load_checkpoint(
             self.run_dir / "checkpoints" / f"{checkpoint}.pt", map_location="cpu"
         )

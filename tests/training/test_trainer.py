@@ -98,7 +98,7 @@ def test_schedules(tiny_config):
 def test_config_errors_are_readable(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data: {source: qm9, target: homo}\nmodel: {n_layers: 0, colour: red}\n")
-    with pytest.raises(DataError, match=r"model.n_layers: .*\n.*model.colour: Extra inputs"):
+    with pytest.raises(DataError, match=r"model.n_layers: [^\n]*; model.colour: Extra inputs"):
         load_config(path)
     with pytest.raises(DataError, match="KEY=VALUE"):
         load_config(path, ["training.epochs"])

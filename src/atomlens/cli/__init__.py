@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
+    except OSError as exc:  # unwritable output, a file where a folder should be, ...
+        from atomlens.files import describe_os_error
+
+        print(f"atomlens: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("atomlens: interrupted (finished work is kept; run again to resume)", file=sys.stderr)
         return 130

@@ -61,10 +61,18 @@ def register(commands: Any) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> None:
+    from atomlens.cli.checks import fraction
     from atomlens.errors import DataError
+    from atomlens.files import check_output_dir
     from atomlens.models import model_spec
     from atomlens.training.benchmark import format_table, run_benchmark
 
+    if args.folds < 2:
+        raise DataError(f"--folds: cross-validation needs at least 2 folds, got {args.folds}")
+    if args.only_fold and any(not 0 <= k < args.folds for k in args.only_fold):
+        raise DataError(f"--only-fold must lie in 0..{args.folds - 1}, got {args.only_fold}")
+    fraction(args.val_fraction, "--val-fraction")
+    check_output_dir(args.out, "--out")
     overrides = device_overrides(args)
     if args.no_symmetry:
         if not model_spec(args.model).can("needs_symmetry"):

@@ -181,9 +181,12 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from atomlens.config import load_config
+    from atomlens.files import check_output_dir
     from atomlens.training.trainer import train
 
-    train(load_config(args.config, device_overrides(args)), overwrite=args.overwrite)
+    config = load_config(args.config, device_overrides(args))
+    check_output_dir(config.run_dir, f"'{args.config}': run_dir")
+    train(config, overwrite=args.overwrite)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -246,9 +249,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from atomlens.files import check_output_dir
     from atomlens.inference import load_model
     from atomlens.predict_files import predict_files
 
+    check_output_dir(args.out, "--out")
     predictor = load_model(args.run, args.checkpoint, args.device)
     for path in predict_files(predictor, args.files, args.out):
         print(f"wrote {path}")
@@ -258,7 +263,9 @@ def _data_info(args: argparse.Namespace) -> None:
     import numpy as np
 
     from atomlens.datasets.sources import load_source
+    from atomlens.files import dumps_json
 
+    _check_count(args.limit, "--limit")
     source = load_source(args.source, targets=args.targets, limit=args.limit)
     sizes = np.array([len(s) for s in source.structures])
     periodic = sum(s.is_periodic for s in source.structures)
@@ -295,7 +302,7 @@ def _data_info(args: argparse.Namespace) -> None:
         "labels": labels,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(dumps_json(summary))
         return
     print(f"source      {args.source}")
     print(f"structures  {len(source)} ({periodic} periodic, {len(source) - periodic} molecules)")
@@ -306,6 +313,14 @@ def _data_info(args: argparse.Namespace) -> None:
         mean = f"{st['mean']:.4g}" if st["mean"] is not None else "-"
         std = f"{st['std']:.4g}" if st["std"] is not None else "-"
         print(f"{name:<28}{st['unit']:<14}{st['count']:>8}{st['missing']:>9}{mean:>12}{std:>12}")
+
+
+def _check_count(value: int | None, option: str) -> None:
+    """An optional count option must be >= 1 (checked before any work)."""
+    from atomlens.errors import DataError
+
+    if value is not None and value < 1:
+        raise DataError(f"{option} must be >= 1, got {value}")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -333,8 +348,13 @@ def _graphs_build(args: argparse.Namespace) -> None:
     from atomlens.datasets.cache import DEFAULT_CACHE_DIR, build_graph_cache, make_params
     from atomlens.datasets.dataset import GraphDataset
     from atomlens.datasets.sources import load_source
+    from atomlens.files import check_output_dir
 
     params = make_params(args.kind, **_parse_params(args.param))
+    _check_count(args.limit, "--limit")
+    _check_count(args.workers, "--workers")
+    _check_count(args.chunk_size, "--chunk-size")
+    check_output_dir(args.cache_dir or DEFAULT_CACHE_DIR, "--cache-dir")
     source = load_source(args.source, targets=args.targets, limit=args.limit)
     path = build_graph_cache(
         source,
@@ -382,10 +402,11 @@ def _graphs_show(args: argparse.Namespace) -> None:
 
 def _graphs_info(args: argparse.Namespace) -> None:
     from atomlens.datasets.dataset import GraphDataset
+    from atomlens.files import dumps_json
 
     dataset = GraphDataset(args.path)
     if args.json:
-        print(json.dumps({"manifest": dataset.manifest, "summary": dataset.summary()}, indent=2))
+        print(dumps_json({"manifest": dataset.manifest, "summary": dataset.summary()}))
         return
     _print_summary(dataset)
 
@@ -393,13 +414,15 @@ def _graphs_info(args: argparse.Namespace) -> None:
 def _print_summary(dataset: Any) -> None:
     from ase.data import chemical_symbols
 
+    from atomlens.files import dumps_json
+
     s = dataset.summary()
     m = dataset.manifest
     print(
         f"source      {m['source']['name']} ({m['source']['n_records']} records, "
         f"{s['skipped']} skipped)"
     )
-    print(f"graph       {s['kind']} {json.dumps(m['graph']['params'])}")
+    print(f"graph       {s['kind']} {dumps_json(m['graph']['params'], indent=None)}")
     print(
         f"graphs      {s['graphs']}, atoms {s['atoms']} ({s['atoms_per_graph']:.1f}/graph), "
         f"edges {s['edges']}"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from atomlens.errors import AtomlensError
+from atomlens.cli.checks import at_least, fraction
+from atomlens.errors import AtomlensError, DataError
 
 
 def register(commands: Any) -> None:
@@ -110,8 +110,16 @@ def _sisso(args: argparse.Namespace) -> None:
     from atomlens.descriptors import sisso
     from atomlens.descriptors.splits import kfold
     from atomlens.descriptors.table import read_table
-    from atomlens.files import write_text_atomic
+    from atomlens.files import check_output_file, write_json_atomic
 
+    at_least(args.dim, 1, "--dim")
+    at_least(args.complexity, 0, "--complexity")
+    if args.sis_size is not None:
+        at_least(args.sis_size, 1, "--sis-size")
+    if args.cv == 1 or args.cv < 0:
+        raise DataError(f"--cv must be 0 (none) or >= 2 folds, got {args.cv}")
+    out = args.out or args.table.with_suffix(".sisso.json")
+    check_output_file(out, "--out")
     table = read_table(args.table, args.target, group_by=args.group_by, exclude=tuple(args.exclude))
     try:
         settings = {
@@ -176,16 +184,17 @@ def _sisso(args: argparse.Namespace) -> None:
         "seconds": seconds,
         "models": models,
     }
-    out = args.out or args.table.with_suffix(".sisso.json")
-    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out, report)
     print(f"wrote {out}")
 
 
 def _featurize(args: argparse.Namespace) -> None:
     from atomlens.descriptors.table_builder import feature_rows
-    from atomlens.files import write_csv
+    from atomlens.files import check_output_file, write_csv
     from atomlens.structures.io import read_structure_files
 
+    at_least(args.workers, 1, "--workers")
+    check_output_file(args.out, "--out")
     structures = read_structure_files(args.files)
     rows, failures = feature_rows(
         structures, args.feature_set, workers=args.workers, progress=sys.stderr.isatty()
@@ -210,8 +219,14 @@ def _fit_table(args: argparse.Namespace) -> None:
     from atomlens.descriptors import figures, models
     from atomlens.descriptors.splits import kfold, row_split
     from atomlens.descriptors.table import read_table
-    from atomlens.files import write_csv, write_text_atomic
+    from atomlens.files import check_output_dir, write_csv, write_json_atomic
 
+    if args.cv == "holdout":
+        fraction(args.test_fraction, "--test-fraction")
+    else:
+        at_least(args.folds, 2, "--folds")
+    at_least(args.permutation_repeats, 1, "--permutation-repeats")
+    check_output_dir(args.out, "--out")
     group_by = args.group_by if args.cv == "grouped" else None
     table = read_table(
         args.table, args.target, group_by=group_by, exclude=(*args.exclude, args.group_by)
@@ -240,7 +255,7 @@ def _fit_table(args: argparse.Namespace) -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     summary["folds"] = report.folds
-    write_text_atomic(out / "scores.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out / "scores.json", summary)
     tested = report.tested
     write_csv(
         out / "predictions.csv",
@@ -302,11 +317,19 @@ def _fit_table(args: argparse.Namespace) -> None:
 def _predict_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from atomlens.descriptors.models import load_model
-    from atomlens.files import write_csv
+    from atomlens.files import check_output_file, write_csv
 
-    ensemble, meta = load_model(args.model)
-    frame = pd.read_csv(args.table)
+    check_output_file(args.out, "--out")
+    ensemble, meta = _load_table_model(args.model)
+    if not args.table.is_file():
+        raise DataError(f"'{args.table}': no such file")
+    try:
+        frame = pd.read_csv(args.table)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"'{args.table}' is not a readable CSV table: {reason}") from None
+    if frame.empty:
+        raise DataError(f"'{args.table}' has no rows")
     missing = [f for f in meta["features"] if f not in frame.columns]
     if missing:
         raise AtomlensError(f"'{args.table}' lacks the model's feature(s): {', '.join(missing)}")
@@ -322,3 +345,28 @@ def _predict_table(args: argparse.Namespace) -> None:
         [[i, float(m), float(s)] for i, m, s in zip(ids, mean, spread, strict=True)],
     )
     print(f"predicted {len(mean)} rows; wrote {args.out}")
+
+
+def _load_table_model(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The model saved by fit-table in ``folder`` (its output folder or the model/ inside).
+
+    Raises:
+        DataError: Naming the folder when the model is missing, corrupt or incomplete.
+    """
+    from atomlens.descriptors.models import load_model
+
+    if not (folder / "model.json").is_file() and (folder / "model" / "model.json").is_file():
+        folder = folder / "model"
+    try:
+        ensemble, meta = load_model(folder)
+        if not isinstance(meta.get("features"), list) or not isinstance(meta.get("target"), str):
+            raise ValueError("model.json lacks its feature list or target")
+    except AtomlensError:
+        raise
+    except Exception as exc:  # json, skops, zip and xgboost raise many types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"'{folder}' holds a corrupt or incomplete table model ({type(exc).__name__}: "
+            f"{reason}); run fit-table again"
+        ) from None
+    return ensemble, meta

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atomlens.cli.checks import at_least, positive
 from atomlens.cli.options import add_device_argument
-from atomlens.errors import AtomlensError
+from atomlens.errors import AtomlensError, DataError
 
 
 def register(commands: Any) -> None:
@@ -106,9 +107,20 @@ def register(commands: Any) -> None:
 
 def _diffusion(args: argparse.Namespace) -> None:
     from atomlens.diffusion.msd import diffusivity, plot_msd, read_trajectory
-    from atomlens.files import write_text_atomic
+    from atomlens.files import check_output_dir, write_json_atomic
 
+    positive(args.temperature, "--temperature")
+    positive(args.timestep, "--timestep")
+    at_least(args.step, 1, "--step")
+    at_least(args.skip, 0, "--skip")
+    if args.blocks < 2:
+        raise DataError(
+            f"--blocks must be >= 2 (D per block checks stationarity), got {args.blocks}"
+        )
+    check_output_dir(args.out, "--out")
     traj = read_trajectory(args.trajectory, args.timestep, args.step)
+    if args.fit_range:
+        _check_fit_range(args.fit_range, (traj.n_frames - 1) * traj.timestep_fs / 1000.0)
     result = diffusivity(
         traj,
         args.species,
@@ -125,7 +137,7 @@ def _diffusion(args: argparse.Namespace) -> None:
         "frames": traj.n_frames,
         "timestep_fs": traj.timestep_fs,
     }
-    write_text_atomic(args.out / "diffusion.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(args.out / "diffusion.json", summary)
     plot_msd(result, args.out / "msd.png")
     lo, hi = result.fit_range_ps
     axes = ", ".join(f"{v:.3g}" for v in result.diffusivity_axes)
@@ -141,29 +153,35 @@ def _arrhenius(args: argparse.Namespace) -> None:
     import numpy as np
 
     from atomlens.diffusion.arrhenius import fit_arrhenius, format_factor, plot_arrhenius
-    from atomlens.files import write_text_atomic
+    from atomlens.files import check_output_dir, write_json_atomic
 
+    positive(args.at, "--at")
+    check_output_dir(args.out, "--out")
     rows = []
     for path in args.results:
         try:
-            data = json.loads(path.read_text())
-            rows.append(
-                (
-                    data["temperature_K"],
-                    data["diffusivity_cm2_s"],
-                    data.get("diffusivity_std_cm2_s", float("nan")),
-                )
+            data = json.loads(path.read_text(encoding="utf-8"))
+            std = data.get("diffusivity_std_cm2_s")
+            row = (
+                float(data["temperature_K"]),
+                float(data["diffusivity_cm2_s"]),
+                float("nan") if std is None else float(std),
             )
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AtomlensError(f"'{path}' is not a diffusion.json: {exc}") from None
+        if not (row[0] > 0 and row[1] > 0):
+            raise AtomlensError(
+                f"'{path}': temperature {row[0]:g} K and D {row[1]:g} cm2/s must both be > 0"
+            )
+        rows.append(row)
     t, d, err = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
     fit = fit_arrhenius(t, d, err if np.all(np.isfinite(err)) else None)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = fit.summary(args.at)
-    write_text_atomic(args.out / "arrhenius.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(args.out / "arrhenius.json", summary)
     plot_arrhenius(fit, args.out / "arrhenius.png", args.at)
-    factor = format_factor(summary["extrapolated_lnD_std"])
-    low, high = summary["activation_energy_95_eV"]
+    factor = format_factor(fit.extrapolate(args.at)[1])  # the summary holds None for NaN
+    low, high = (float("nan") if v is None else v for v in summary["activation_energy_95_eV"])
     print(
         f"Ea = {fit.activation_energy:.4f} ± {fit.activation_energy_std:.4f} eV "
         f"(95 %: {low:.4f} to {high:.4f}; errors from the {fit.error_source}"
@@ -178,8 +196,10 @@ def _amorphous(args: argparse.Namespace) -> None:
     import time
 
     from atomlens.diffusion.amorphous import AmorphousRun, make_calculator, melt_quench
-    from atomlens.files import write_text_atomic
+    from atomlens.files import check_output_dir, write_json_atomic
 
+    _check_amorphous_options(args)
+    check_output_dir(args.out, "--out")
     start = time.perf_counter()
     run = AmorphousRun(
         args.out,
@@ -234,15 +254,19 @@ def _amorphous(args: argparse.Namespace) -> None:
             summary["arrhenius"] = fit.summary(300.0)
             print(f"Ea = {fit.activation_energy:.3f} ± {fit.activation_energy_std:.3f} eV")
     summary["seconds"] = time.perf_counter() - start
-    write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(args.out / "summary.json", summary)
     print(f"wrote {args.out / 'summary.json'} ({summary['seconds']:.0f} s)")
 
 
 def _rdf(args: argparse.Namespace) -> None:
     from atomlens.diffusion.msd import read_trajectory
     from atomlens.diffusion.rdf import partial_rdfs, plot_rdfs, rdf_r2
-    from atomlens.files import write_csv, write_text_atomic
+    from atomlens.files import check_output_dir, write_csv, write_json_atomic
 
+    positive(args.r_max, "--r-max")
+    at_least(args.bins, 1, "--bins")
+    at_least(args.every, 1, "--every")
+    check_output_dir(args.out, "--out")
     r, rdfs = partial_rdfs(read_trajectory(args.trajectory, 1.0), args.r_max, args.bins, args.every)
     args.out.mkdir(parents=True, exist_ok=True)
     names = list(rdfs)
@@ -258,7 +282,34 @@ def _rdf(args: argparse.Namespace) -> None:
             read_trajectory(args.compare, 1.0), args.r_max, args.bins, args.every
         )
         scores = rdf_r2(rdfs, other)
-        write_text_atomic(args.out / "rdf_r2.json", json.dumps(scores, indent=2) + "\n")
+        write_json_atomic(args.out / "rdf_r2.json", scores)
         print(
             "R2 of the second run's RDFs: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
         )
+
+
+def _check_fit_range(fit_range: list[float], duration_ps: float) -> None:
+    """``--fit-range START END`` must lie inside the run, with START < END."""
+    start, end = fit_range
+    if not (0 <= start < end):
+        raise DataError(f"--fit-range needs 0 <= START < END, got {start:g} {end:g} ps")
+    if end > duration_ps * (1 + 1e-9):
+        raise DataError(
+            f"--fit-range end {end:g} ps lies past the end of the run ({duration_ps:.4g} ps)"
+        )
+
+
+def _check_amorphous_options(args: argparse.Namespace) -> None:
+    """Counts, steps and temperatures of ``atomlens amorphous`` (before any MD)."""
+    at_least(args.atoms, 1, "--atoms")
+    for option in ("melt_steps", "anneal_steps", "quench_steps", "volume_steps"):
+        at_least(getattr(args, option), 1, "--" + option.replace("_", "-"))
+    at_least(args.segment_steps, 1, "--segment-steps")
+    at_least(args.interval, 1, "--interval")
+    positive(args.timestep, "--timestep")
+    positive(args.melt, "--melt")
+    for option in ("anneal", "quench"):
+        for temperature in getattr(args, option):
+            positive(temperature, f"--{option}")
+    if args.diffusion and len(args.anneal) != len(set(args.anneal)):
+        raise DataError("--anneal temperatures must be distinct")

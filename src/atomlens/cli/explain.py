@@ -81,11 +81,13 @@ def register(commands: Any) -> None:
 
 def _explain(args: argparse.Namespace) -> None:
     from atomlens.explain.report import write_report
+    from atomlens.files import check_output_dir
     from atomlens.inference import load_model
     from atomlens.structures.io import read_structure_files
 
     if bool(args.files) == bool(args.split):
         raise AtomlensError("give structure files or --split (one of the two)")
+    check_output_dir(args.out, "--out")
     predictor = load_model(args.run, args.checkpoint, args.device)
     if args.split:
         structures, _ = predictor.split_structures(args.split, args.n, args.seed)
@@ -136,7 +138,7 @@ def _print_faithfulness(summary: dict) -> None:
 def _validate_attention(args: argparse.Namespace) -> None:
     from atomlens.explain.attention import explain
     from atomlens.explain.validation import validate_attention
-    from atomlens.files import write_text_atomic
+    from atomlens.files import write_json_atomic
     from atomlens.inference import load_model
 
     predictor = load_model(args.run, args.checkpoint, args.device)
@@ -160,7 +162,7 @@ def _validate_attention(args: argparse.Namespace) -> None:
     )
     summary = report.summary() | {"run": str(args.run), "model_target": predictor.target}
     path = args.run / f"attention_validation_{reference}.json"
-    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(path, summary)
     print(
         f"Spearman correlation with {args.method}/{args.basis} {reference.upper()} "
         f"{args.population} atom weights, {summary['n_molecules']} {args.split} molecules:"

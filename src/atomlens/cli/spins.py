@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,14 +33,18 @@ def register(commands: Any) -> None:
 
 
 def _coercivity(args: Any) -> None:
+    from atomlens.cli.checks import at_least
+    from atomlens.files import check_output_dir, dumps_json
     from atomlens.spins.config import load_coercivity_config
     from atomlens.spins.parallel import get_communicator
     from atomlens.spins.workflow import run_coercivity
 
+    at_least(args.threads, 1, "--threads")
     overrides = list(args.overrides)
-    if args.threads:
+    if args.threads is not None:
         overrides.append(f"sampling.threads={args.threads}")
     config = load_coercivity_config(args.config, overrides)
+    check_output_dir(config.out, f"'{args.config}': out")
     comm = get_communicator(args.mpi)
     summary = run_coercivity(config, comm=comm, progress=not args.no_progress)
     if comm.rank != 0:
@@ -63,7 +66,7 @@ def _coercivity(args: Any) -> None:
             f"{_number(row['hc_thermal']):12.5g} {ratio:9.3g} {_number(row['va_at_hc']):8.3g}"
         )
     if summary["downward_convex"] is not None:
-        print("H_c(T) downward convex:", json.dumps(summary["downward_convex"]))
+        print("H_c(T) downward convex:", dumps_json(summary["downward_convex"], indent=None))
     cost = summary["cost"]
     print(f"cost: {cost['trials']:.3g} spin trials in {cost['seconds']:.1f} s")
     out = Path(summary["out"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from atomlens.errors import DataError
-from atomlens.files import write_text_atomic
+from atomlens.files import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Split:
             "n_total": self.n_total,
             **{name: getattr(self, name).tolist() for name in ("train", "val", "test")},
         }
-        write_text_atomic(path, json.dumps(payload))
+        write_json_atomic(path, payload, indent=None)
 
     @classmethod
     def load(cls, path: Path | str) -> Split:

@@ -16,7 +16,7 @@ import numpy as np
 
 from atomlens.descriptors.table import Table
 from atomlens.errors import DataError
-from atomlens.files import atomic_path, write_text_atomic
+from atomlens.files import atomic_path, write_json_atomic
 from atomlens.training.metrics import regression_metrics
 
 ModelKind = Literal["rf", "xgboost"]
@@ -175,7 +175,7 @@ def save_model(ensemble: Ensemble, table: Table, out_dir: Path) -> Path:
         "bootstrap_models": len(ensemble.bootstrap),
         "table": str(table.path),
     }
-    write_text_atomic(out_dir / "model.json", json.dumps(meta, indent=2) + "\n")
+    write_json_atomic(out_dir / "model.json", meta)
     return out_dir
 
 

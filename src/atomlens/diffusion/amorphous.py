@@ -10,7 +10,6 @@ segment is checked: finite energy and no two atoms closer than ``min_distance``.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from atomlens.errors import DataError
-from atomlens.files import atomic_path, write_text_atomic
+from atomlens.files import atomic_path, write_json_atomic
 from atomlens.units import AMU_G
 
 GPA_PER_EV_A3 = 160.21766208
@@ -324,7 +323,7 @@ def melt_quench(
             "pressure_at_v0_GPa": check,
             "converged_5kbar": abs(check) < 0.5,
         }
-        write_text_atomic(run.out_dir / "volume.json", json.dumps(report, indent=2) + "\n")
+        write_json_atomic(run.out_dir / "volume.json", report)
     if quench_temperatures:
         quenched = atoms.copy()
         for temperature in quench_temperatures:

@@ -13,7 +13,6 @@ Written by ``atomlens explain`` when the model gives them:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 from atomlens.errors import DataError
 from atomlens.explain.attention import Explanation
 from atomlens.explain.separability import plot_projection, project_2d, separability
-from atomlens.files import atomic_path, write_text_atomic
+from atomlens.files import atomic_path, write_json_atomic
 from atomlens.structures.symmetry import CRYSTAL_SYSTEMS, analyse_symmetry, crystal_system_index
 
 
@@ -61,7 +60,7 @@ def write_capsules(explanations: Sequence[Explanation], out_dir: Path) -> list[P
                 "d_matrix": _rounded(stacked["capsule_matrix"][k]),
             }
         )
-    written = [write_text_atomic(out_dir / "capsules.json", json.dumps(records, indent=1) + "\n")]
+    written = [write_json_atomic(out_dir / "capsules.json", records, indent=1)]
     with atomic_path(out_dir / "capsules.npz") as tmp, tmp.open("wb") as handle:
         np.savez_compressed(handle, space_group=groups, **stacked)
     written.append(out_dir / "capsules.npz")
@@ -75,7 +74,7 @@ def write_capsules(explanations: Sequence[Explanation], out_dir: Path) -> list[P
     except DataError as exc:
         print(f"no separability score: {exc}")
         return written
-    written.append(write_text_atomic(out_dir / "separability.json", json.dumps(scores, indent=2)))
+    written.append(write_json_atomic(out_dir / "separability.json", scores))
     title = (
         f"crystal vectors: k-NN crystal-system accuracy {scores['crystal_system_knn_accuracy']:.2f}"
         f" (chance {scores['crystal_system_chance']:.2f})"

@@ -18,7 +18,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from atomlens.errors import DataError
-from atomlens.files import safe_filename, write_text_atomic
+from atomlens.files import safe_filename, write_json_atomic
 from atomlens.structures.record import Structure
 from atomlens.units import HARTREE_TO_EV
 
@@ -160,5 +160,5 @@ def cached_frontier_weights(
         return {k: np.asarray(v) if isinstance(v, list) else v for k, v in stored.items()}
     result = frontier_weights(structure, **settings)
     payload = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
-    write_text_atomic(path, json.dumps(payload))
+    write_json_atomic(path, payload, indent=None)
     return result

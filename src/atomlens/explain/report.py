@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from atomlens.errors import DataError
 from atomlens.explain import capsules, figures, html, tables
 from atomlens.explain.attention import Explanation, explain
 from atomlens.explain.faithfulness import MaskMode, check_capable, faithfulness
-from atomlens.files import safe_filename, write_csv, write_text_atomic
+from atomlens.files import safe_filename, write_csv, write_json_atomic
 from atomlens.inference import Predictor
 from atomlens.structures.record import Structure
 
@@ -70,9 +69,7 @@ def write_report(
         report = faithfulness(predictor, explanations, mode=faithfulness_mode, progress=progress)
         header, rows = report.per_structure_rows()
         written += [
-            write_text_atomic(
-                out_dir / "faithfulness.json", json.dumps(report.summary(), indent=2) + "\n"
-            ),
+            write_json_atomic(out_dir / "faithfulness.json", report.summary()),
             write_csv(out_dir / "faithfulness.csv", header, rows),
             figures.plot_faithfulness(report, figure_dir / "faithfulness.png"),
         ]

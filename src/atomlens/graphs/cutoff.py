@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from atomlens.errors import DataError
 from atomlens.graphs.graph import Graph, check_no_isolated, make_graph
 from atomlens.structures.record import Structure
 from atomlens.structures.symmetry import DEFAULT_SYMPREC, analyse_symmetry
@@ -30,6 +31,19 @@ class CutoffParams:
     widen: bool = False
     symmetry: bool = False
     symprec: float = DEFAULT_SYMPREC
+
+    def __post_init__(self) -> None:
+        """Reject a cutoff or tolerance that is not a positive number (DataError)."""
+        for name in ("cutoff", "symprec"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.number)
+                or not (np.isfinite(value) and value > 0)
+            ):
+                raise DataError(
+                    f"graph parameter: {name} must be positive (a number > 0), got {value}"
+                )
 
 
 def cutoff_graph(structure: Structure, params: CutoffParams | None = None) -> Graph:

@@ -23,7 +23,7 @@ from itertools import chain
 import numpy as np
 from scipy.spatial import QhullError, Voronoi
 
-from atomlens.errors import StructureError
+from atomlens.errors import DataError, StructureError
 from atomlens.graphs.graph import Graph, check_no_isolated
 from atomlens.structures.record import Structure
 
@@ -57,11 +57,39 @@ class VoronoiParams:
     open_boundary_radius: float = 1.0e4
     allow_isolated: bool = False
 
+    def __post_init__(self) -> None:
+        """Reject values that would give wrong graphs instead of an error (DataError)."""
+        limits = {
+            "min_solid_angle": (self.min_solid_angle, 0.0, False),
+            "min_solid_angle_ratio": (self.min_solid_angle_ratio, 0.0, False),
+            "max_distance": (self.max_distance, 0.0, True),
+            "open_boundary_radius": (self.open_boundary_radius, 0.0, True),
+        }
+        for name, (value, lower, strict) in limits.items():
+            if value is None and name == "max_distance":
+                continue
+            number = _as_number(value)
+            if number is None or (number <= lower if strict else number < lower):
+                bound = f"> {lower:g}" if strict else f">= {lower:g}"
+                raise DataError(f"graph parameter: {name} must be a number {bound}, got {value}")
+        if self.min_solid_angle_ratio > 1:
+            raise DataError(
+                f"graph parameter: min_solid_angle_ratio must be <= 1, got "
+                f"{self.min_solid_angle_ratio} (no face would be kept)"
+            )
+
     def distance_limit(self, periodic: bool) -> float:
         """The d_t in force for a periodic or an open structure."""
         if self.max_distance is not None:
             return self.max_distance
         return CRYSTAL_MAX_DISTANCE if periodic else MOLECULE_MAX_DISTANCE
+
+
+def _as_number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not one (bools are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    return float(value) if np.isfinite(value) else None
 
 
 @dataclass(frozen=True)

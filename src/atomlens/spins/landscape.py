@@ -210,7 +210,8 @@ class CoercivityResult:
         hc_thermal: Field where ``dF = c T`` (0 when ``dF(0) < c T``; NaN if not reached).
         barrier_zero_field: ``dF(H = 0)`` (NaN if not resolved at zero field).
         resolved_at_zero_field: False when there is no resolved metastable state at ``H = 0``.
-        below_threshold_at_zero_field: True when ``dF(0) < c T`` (then ``hc_thermal = 0``).
+        below_threshold_at_zero_field: True when ``dF(0) < c T`` or there is no metastable
+            state at ``H = 0`` (then ``hc_thermal = 0``); False when ``dF(0)`` is not resolved.
         activation_volume: ``v_a = m_min - m_saddle`` at ``hc_thermal``.
         at_hc: The :class:`BarrierResult` at ``hc_thermal``.
         va_fields: Fields sampled around ``hc_thermal``.
@@ -603,7 +604,11 @@ def coercivity(
         hc_thermal=0.0,
         barrier_zero_field=at0.barrier,
         resolved_at_zero_field=at0.resolved,
-        below_threshold_at_zero_field=not (at0.resolved and at0.barrier >= threshold),
+        # below c T only when that is known: a resolved barrier under the threshold, or no
+        # metastable state at all (reversed); an unresolved landscape says nothing
+        below_threshold_at_zero_field=(
+            bool(at0.barrier < threshold) if at0.resolved else "reversed" in at0.reason
+        ),
         activation_volume=at0.activation_volume,
         at_hc=at0,
         field_max=hmax,

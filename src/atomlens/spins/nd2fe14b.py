@@ -208,10 +208,10 @@ def load_nd2fe14b_parameters(path: str | Path | None = None) -> Nd2Fe14BParamete
     path = default_parameter_path() if path is None else Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise SpinModelError(f"cannot read Nd2Fe14B parameters '{path}': {exc}") from None
     except yaml.YAMLError as exc:
-        raise SpinModelError(f"'{path}' is not valid YAML: {exc}") from None
+        raise SpinModelError(f"'{path}' is not valid YAML: {' '.join(str(exc).split())}") from None
     return validate_nd2fe14b_parameters(raw, str(path))
 
 

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
-from atomlens.files import atomic_path
+from atomlens.files import atomic_path, dumps_json
 from atomlens.spins import kernels
 from atomlens.spins.parallel import Communicator, LocalCommunicator, window_owner
 from atomlens.spins.rng import seed_states
@@ -190,6 +190,12 @@ class WangLandauSettings:
             raise SpinModelError(f"flatness must lie in (0, 1), got {self.flatness}")
         if not 0.0 < self.lnf_final < 1.0:
             raise SpinModelError(f"lnf_final must lie in (0, 1), got {self.lnf_final}")
+
+
+#: Arrays of a REWL checkpoint that restore the sampler's state.
+_CHECKPOINT_ARRAYS = (
+    "spins", "energy", "magnet", "lng", "hist", "lnf", "trials", "one_over_t", "rng",
+)  # fmt: skip
 
 
 def window_bounds(n_bins: int, n_windows: int, overlap: float) -> list[tuple[int, int]]:
@@ -389,7 +395,7 @@ class ReplicaExchangeWangLandau:
                 trials=self.trials,
                 one_over_t=self.one_over_t,
                 rng=self.rng,
-                meta=np.array(json.dumps(meta)),
+                meta=np.array(dumps_json(meta, indent=None)),
             )
 
     def load_checkpoint(self) -> bool:
@@ -397,22 +403,39 @@ class ReplicaExchangeWangLandau:
         path = self._checkpoint_file()
         if path is None or not path.exists():
             return False
-        with np.load(path) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta["fingerprint"] != self.fingerprint():
-                raise SpinModelError(
-                    f"checkpoint {path} belongs to a different model or settings; "
-                    "delete it or use another output directory"
+        try:
+            with np.load(path) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta["fingerprint"] != self.fingerprint():
+                    raise SpinModelError(
+                        f"checkpoint {path} belongs to a different model or settings; "
+                        "delete it or use another output directory"
+                    )
+                arrays = {key: data[key].copy() for key in _CHECKPOINT_ARRAYS}
+            state = {
+                key: meta[key]
+                for key in (
+                    "history", "exchange_attempts", "exchange_accepted", "exchange_rounds",
+                    "elapsed",
                 )
-            for key in ("spins", "energy", "magnet", "lng", "hist", "lnf", "trials"):
-                setattr(self, key, data[key].copy())
-            self.one_over_t = data["one_over_t"].copy()
-            self.rng = data["rng"].copy()
-        self.history = meta["history"]
-        self.exchange_attempts = meta["exchange_attempts"]
-        self.exchange_accepted = meta["exchange_accepted"]
-        self.exchange_rounds = meta["exchange_rounds"]
-        self.elapsed = meta["elapsed"]
+            }  # fmt: skip
+        except SpinModelError:
+            raise
+        except Exception as exc:  # zip, pickle-free npz and json readers raise many types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpinModelError(
+                f"checkpoint {path} is corrupt ({type(exc).__name__}: {reason}); delete it to "
+                "sample this temperature again"
+            ) from None
+        for key, value in arrays.items():
+            if value.shape != np.shape(getattr(self, key)):
+                raise SpinModelError(
+                    f"checkpoint {path} is corrupt ({key} has shape {value.shape}); delete "
+                    "it to sample this temperature again"
+                )
+            setattr(self, key, value)
+        for key, value in state.items():
+            setattr(self, key, value)
         return True
 
     # ---------------------------------------------------------------------------- kernel

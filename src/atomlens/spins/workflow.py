@@ -8,13 +8,12 @@ when the command runs again; an unfinished one resumes from its checkpoint.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from atomlens.files import write_csv, write_text_atomic
+from atomlens.files import write_csv, write_json_atomic
 from atomlens.spins import kernels
 from atomlens.spins.config import CoercivityConfig, SamplingConfig, SpinModelConfig
 from atomlens.spins.landscape import (
@@ -48,7 +47,9 @@ def build_model(config: SpinModelConfig) -> SpinSystem:
     }
     try:
         return builders[config.kind](**config.params)
-    except TypeError as exc:
+    except SpinModelError:
+        raise
+    except (TypeError, ValueError) as exc:  # unknown names, or e.g. L: abc
         raise SpinModelError(f"model '{config.kind}': bad parameters ({exc})") from None
 
 
@@ -106,11 +107,10 @@ def sample_free_energy(
         when the run stopped at its time limit (run again to continue).
     """
     comm = comm or LocalCommunicator()
-    m_max = (
-        magnetisation_range(system, temperature, seed=sampling.seed)
-        if sampling.m_max == "auto"
-        else float(sampling.m_max)
-    )
+    if sampling.m_max == "auto":
+        m_max = saturate(magnetisation_range(system, temperature, seed=sampling.seed), sampling)
+    else:
+        m_max = float(sampling.m_max)
     record_path = directory / "sampling.json"
     table_path = directory / "free_energy.csv"
     attempts: list[dict[str, Any]] = []
@@ -130,7 +130,7 @@ def sample_free_energy(
         if attempt == 0:
             fingerprint = sampler.fingerprint()
             if record_path.exists() and table_path.exists():
-                record = json.loads(record_path.read_text())
+                record = _read_record(record_path)
                 if record.get("fingerprint") == fingerprint:
                     return _read_curve(table_path, temperature, system.saturation_moment), record
         budget = 4 * attempts[0]["trials"] if attempts else None  # for a wider range
@@ -153,7 +153,7 @@ def sample_free_energy(
         if m_max >= 1.0 or lowest < len(positive) - 2:
             break
         # F still falls at the sampled edge: the minimum lies beyond m_max; widen the range
-        m_max = min(1.0, m_max + (1.0 - m_max) / 3.0)
+        m_max = saturate(min(1.0, m_max + (1.0 - m_max) / 3.0), sampling)
     free = result.free_energy()
     m = binning.centres / system.saturation_moment
     if sampling.mirror:  # F(-M) = F(M): the Hamiltonian without Zeeman term is even in s
@@ -194,8 +194,33 @@ def sample_free_energy(
             for mi, fi in zip(m, free, strict=True)
         ]
         write_csv(table_path, ["m", "M", "F", "visited"], rows)
-        write_text_atomic(record_path, json.dumps(record, indent=2))
+        write_json_atomic(record_path, record)
     return curve, record
+
+
+def saturate(m_max: float, sampling: SamplingConfig) -> float:
+    """``m_max`` itself, or 1 when it lies within one bin of saturation.
+
+    A zero-field state that reaches to within one bin of ``|m| = 1`` is saturated (a single
+    uniaxial spin, or a strongly coupled grain at low ``T``): its minimum lies in the top bin,
+    so the range must include ``m = 1``, where an end of the range may be a minimum. Widening
+    by a third of the remaining gap would never get there.
+    """
+    return 1.0 if 1.0 - m_max <= 2.0 / sampling.bins else m_max
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A temperature's ``sampling.json``; a corrupt one is a clear error naming it."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpinModelError(
+            f"'{path}' is corrupt ({exc}); delete it and free_energy.csv next to it to sample "
+            "this temperature again"
+        ) from None
+    if not isinstance(record, dict):
+        raise SpinModelError(f"'{path}' is corrupt (not a JSON object); delete it to resample")
+    return record
 
 
 def _over_budget(trials: int | None):
@@ -206,8 +231,16 @@ def _over_budget(trials: int | None):
 
 
 def _read_curve(path: Path, temperature: float, saturation: float) -> FreeEnergyCurve:
-    data = np.genfromtxt(path, delimiter=",", names=True)
-    return FreeEnergyCurve(temperature, np.asarray(data["m"]), np.asarray(data["F"]), saturation)
+    try:
+        data = np.genfromtxt(path, delimiter=",", names=True)
+        return FreeEnergyCurve(
+            temperature, np.asarray(data["m"]), np.asarray(data["F"]), saturation
+        )
+    except (OSError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpinModelError(
+            f"'{path}' is corrupt ({reason}); delete it to sample this temperature again"
+        ) from None
 
 
 def run_coercivity(
@@ -283,11 +316,12 @@ def run_coercivity(
         },
         "sampling": config.sampling.model_dump(),
     }
+    _check_resolved(analyses, out)
     if comm.rank != 0:
         return summary
     header = list(rows[0])
     write_csv(out / "coercivity.csv", header, [[_cell(row[k]) for k in header] for row in rows])
-    write_text_atomic(out / "coercivity.json", json.dumps(_jsonable(summary), indent=2))
+    write_json_atomic(out / "coercivity.json", summary)
     for curve, analysis in zip(curves, analyses, strict=True):
         top = _top_field(analysis)
         fields = np.linspace(0.0, top, config.plot_fields) if np.isfinite(top) else [0.0]
@@ -300,6 +334,25 @@ def run_coercivity(
     figures.plot_barrier(barriers, out / "figures" / "barrier.png", config.criterion_c)
     figures.plot_coercivity(rows, out / "figures" / "coercivity.png")
     return summary
+
+
+def _check_resolved(analyses: list[Any], out: Path) -> None:
+    """Raise when no temperature gave any coercive field (every H_c is NaN).
+
+    Nothing is written then (no table of NaN, no empty figure); the sampled free energies
+    stay in ``<out>/T_*/free_energy.csv``.
+    """
+    if any(np.isfinite(a.hc_spinodal) or np.isfinite(a.hc_thermal) for a in analyses):
+        return
+    first = analyses[0]
+    reason = (first.at_hc.reason if first.at_hc is not None else "") or (
+        "the metastable minimum survives every field searched"
+    )
+    raise SpinModelError(
+        f"no coercive field at any temperature: the metastable state is not resolved by the "
+        f"sampled F(M) (T = {first.temperature:g}: {reason}); widen sampling.m_max or "
+        f"sampling.extend_range (free energies kept in {out}/T_*/free_energy.csv)"
+    )
 
 
 def _top_field(analysis: Any) -> float:
@@ -315,20 +368,4 @@ def _field_grid(analysis: Any) -> np.ndarray:
 def _cell(value: Any, digits: int = 6) -> Any:
     if isinstance(value, float):
         return "nan" if not np.isfinite(value) else f"{value:.{digits}g}"
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer | np.bool_):
-        return value.item()
-    if hasattr(value, "__dataclass_fields__"):
-        return _jsonable(asdict(value))
     return value

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +128,11 @@ def read_structures(
     if format == "db" or (format is None and path.suffix == ".db"):
         yield from _read_ase_db(path, index, min_distance)
         return
+    numbers = _frame_numbers(index, lambda: _count_frames(source, format))
     frames = ase.io.iread(source, index=index, format=format)
-    frame = 0
+    count = 0
     while True:
+        frame = next(numbers, None)
         try:
             atoms = next(frames)
         except StopIteration:
@@ -139,9 +142,65 @@ def read_structures(
                 f"cannot parse: {_describe_parse_error(exc)}", source, frame
             ) from exc
         yield from_ase(atoms, source=source, frame=frame, min_distance=min_distance)
-        frame += 1
-    if frame == 0:
-        raise StructureError("file contains no structures", source, None)
+        count += 1
+    if count == 0:
+        total = 0 if _selects_all(index) else _count_frames(source, format)
+        if total == 0:
+            raise StructureError("file contains no structures", source, None)
+        raise StructureError(
+            f"no frame {_describe_index(index)}: the file holds {total} structure(s), "
+            f"frames 0 to {total - 1}",
+            source,
+            None,
+        )
+
+
+def _selects_all(index: str | int | slice) -> bool:
+    return not isinstance(index, int) and _as_slice(index) == slice(None)
+
+
+def _describe_index(index: str | int | slice) -> str:
+    """An index as the user wrote it: ``3``, ``2:5`` (a one-frame slice as its number)."""
+    if isinstance(index, int):
+        return str(index)
+    chosen = _as_slice(index)
+    start, stop, step = chosen.start, chosen.stop, chosen.step
+    if start is not None and start >= 0 and stop == start + 1 and step in (None, 1):
+        return str(start)
+    text = f"{'' if start is None else start}:{'' if stop is None else stop}"
+    return text + (f":{step}" if step is not None else "")
+
+
+def _count_frames(source: str, format: str | None) -> int:
+    """Frames in a file (parses it once; used only when the index needs it)."""
+    import ase.io
+
+    try:
+        return sum(1 for _ in ase.io.iread(source, index=":", format=format))
+    except Exception as exc:  # ASE raises many types for malformed input
+        raise StructureError(f"cannot parse: {_describe_parse_error(exc)}", source, None) from exc
+
+
+def _frame_numbers(index: str | int | slice, count: Callable[[], int]) -> Iterator[int]:
+    """Positions in the file of the frames an index selects, counted from 0.
+
+    Forward selections (no negative start, positive step) need no count; others call
+    ``count`` for the number of frames in the file.
+    """
+    chosen = (
+        slice(index, index + 1 if index != -1 else None)
+        if isinstance(index, int)
+        else (_as_slice(index))
+    )
+    start, step = chosen.start, chosen.step
+    if (
+        (start is None or start >= 0)
+        and (step is None or step > 0)
+        and (chosen.stop is None or chosen.stop >= 0)
+    ):
+        yield from itertools.count(start or 0, step or 1)
+        return
+    yield from range(count())[chosen]
 
 
 def _read_ase_db(path: Path, index: str | int | slice, min_distance: float) -> Iterator[Structure]:

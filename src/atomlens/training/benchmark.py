@@ -25,7 +25,7 @@ from atomlens.config import TrainConfig, apply_overrides, read_yaml_config, vali
 from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_source, make_params
 from atomlens.datasets.folds import MATBENCH_SEED, inner_validation, kfold_indices
 from atomlens.errors import DataError
-from atomlens.files import write_text_atomic
+from atomlens.files import write_json_atomic, write_text_atomic
 from atomlens.models import graph_spec, model_spec
 
 log = logging.getLogger(__name__)
@@ -159,11 +159,11 @@ def run_benchmark(
         train(fold_config, progress=progress)
         result = _score_fold(fold_dir, dataset, test_rows, k, config.training.device)
         result["fingerprint"] = fingerprint
-        write_text_atomic(result_file, json.dumps(result, indent=2) + "\n")
+        write_json_atomic(result_file, result)
         log.info("fold %d: test MAE %.4g %s", k, result["mae"], result["unit"])
 
     summary = _summarise(out_dir, task, model, config, n_folds, seed, val_fraction, dataset)
-    write_text_atomic(out_dir / "benchmark.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out_dir / "benchmark.json", summary)
     write_text_atomic(out_dir / "benchmark.md", format_table(summary))
     return summary
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from atomlens.datasets import GraphDataset, Split
 from atomlens.errors import DataError
+from atomlens.files import write_json_atomic
 from atomlens.inference import load_model
 from atomlens.training.metrics import regression_metrics
 from atomlens.training.trainer import predict_indices
@@ -50,7 +50,7 @@ def evaluate_run(
             "unit": predictor.unit,
         }
     )
-    (run_dir / f"evaluation_{split_name}.json").write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(run_dir / f"evaluation_{split_name}.json", metrics)
     _parity_plot(run_dir / f"parity_{split_name}.png", target, predicted, metrics)
     return metrics
 

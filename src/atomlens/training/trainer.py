@@ -9,7 +9,6 @@ between the two repairs ``metrics.csv`` when it resumes.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import time
@@ -29,7 +28,7 @@ from atomlens.datasets.cache import library_versions
 from atomlens.datasets.splits import random_split, target_statistics
 from atomlens.device import Prefetcher, autocast, model_device, resolve_device, to_device
 from atomlens.errors import DataError
-from atomlens.files import write_csv
+from atomlens.files import write_csv, write_json_atomic
 from atomlens.models import build_model, graph_spec
 from atomlens.training.checkpoint import load_checkpoint, save_checkpoint
 from atomlens.training.distributed import (
@@ -643,7 +642,7 @@ class Trainer:
             "precision": self.config.training.precision,
             "max_parameter_difference_across_ranks": difference,
         }
-        (self.run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        write_json_atomic(self.run_dir / "training_summary.json", summary)
         log.info(
             "done: best val MAE %.4g at epoch %d (%s); run directory %s",
             state.best_val_mae,
@@ -672,4 +671,4 @@ def _write_metadata(trainer: Trainer) -> None:
         "trained_on": {"device": str(trainer.device), "world_size": trainer.info.world_size},
         "versions": library_versions() | {"torch": torch.__version__},
     }
-    (trainer.run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    write_json_atomic(trainer.run_dir / "metadata.json", metadata)
