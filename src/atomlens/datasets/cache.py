@@ -19,8 +19,10 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from atomlens.datasets.sources import Source
 from atomlens.errors import DataError, StructureError, describe_location
-from atomlens.files import atomic_path
+from atomlens.files import atomic_path, dumps_json
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.schema import FIELDS, GROUPS
@@ -209,16 +211,47 @@ def _resolve_workers(workers: int | None, n_tasks: int) -> int:
     return max(1, min(wanted, n_tasks))
 
 
-def _run_tasks(tasks: Iterator[tuple], workers: int) -> Iterator[tuple[int, dict, int]]:
+def _run_tasks(
+    tasks: Iterator[tuple], workers: int, function: Callable[[Any], Any] | None = None
+) -> Iterator[Any]:
+    """``function`` (default: :func:`_build_chunk`) over ``tasks``, in ``workers`` processes.
+
+    The workers ignore SIGINT and exit with their parent: Ctrl-C interrupts the parent only,
+    which terminates the pool (no worker tracebacks, no BrokenPipe noise), and a parent that
+    is killed outright takes its workers with it (each watches its parent's sentinel).
+    """
+    function = function or _build_chunk
     if workers == 1:
-        yield from map(_build_chunk, tasks)
+        yield from map(function, tasks)
         return
     # forkserver/spawn, never plain fork: forking a process whose torch (OpenMP) thread
     # pool is running leaves workers dead-locked (seen after training in one process).
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with context.Pool(workers) as pool:
-        yield from pool.imap_unordered(_build_chunk, tasks)
+    pool = context.Pool(workers, initializer=_init_worker)
+    try:
+        yield from pool.imap_unordered(function, tasks)
+    except BaseException:  # Ctrl-C, an error, or the consumer stopped (GeneratorExit)
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def _init_worker() -> None:
+    """Pool worker set-up: leave SIGINT to the parent and exit quietly when it is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: Any) -> None:
+    """Wait for the parent's sentinel (ready when it exits, even as a zombie); then exit."""
+    parent.join()
+    os._exit(0)  # no cleanup and no output: the parent's results are gone anyway
 
 
 def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
@@ -370,7 +403,7 @@ def _assemble(
     staging.mkdir()
     for name, array in merged.items():
         np.save(staging / f"{name}.npy", array, allow_pickle=False)
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (staging / "manifest.json").write_text(dumps_json(manifest))
     if final.exists():  # a concurrent build finished first; keep its identical result
         return
     os.replace(staging, final)
