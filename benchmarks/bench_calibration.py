@@ -16,6 +16,12 @@ mean reported error compares with the real scatter of the estimates (ideal: 1).
    known size given as the errors; Ea = 0.3 eV, D0 = 1e-3 cm²/s. Also the full chain:
    random walks at three temperatures -> D ± error -> Arrhenius fit on those errors.
 
+3. sisso: whether the default screening size recovers y = 2.5 x1 x2 - 1.7 x3^2/x4 + 0.3
+   (ten primaries in [0.5, 3], all ten operators, complexity 2) where --sis-size 20 did
+   not, and what the default costs on the 43-primary synthetic diffusivity table.
+
+    python benchmarks/bench_calibration.py sisso
+
 Results go to benchmarks/results/calibration.json (one key per part).
 """
 
@@ -137,7 +143,7 @@ def arrhenius_case(temperatures: np.ndarray, relative_error: float, trials: int,
     truth = D0_TRUE * np.exp(-EA_TRUE / (KB_EV * temperatures))
     ln_room_truth = np.log(D0_TRUE) - EA_TRUE / (KB_EV * 300.0)
     rows: dict[str, list] = {k: [] for k in ("ea", "std", "input", "plain_ea", "plain", "room")}
-    rows["room_std"] = []
+    rows["room_std"], rows["old"] = [], []
     for _ in range(trials):
         d = truth * np.exp(rng.normal(0, relative_error, len(temperatures)))
         fit = fit_arrhenius(temperatures, d, relative_error * d)
@@ -146,6 +152,8 @@ def arrhenius_case(temperatures: np.ndarray, relative_error: float, trials: int,
         rows["ea"].append(fit.activation_energy)
         rows["std"].append(fit.activation_energy_std)
         rows["input"].append(fit.activation_energy_std_input)
+        # before issue 15 item 15: always rescaled by chi2/dof, down as well as up
+        rows["old"].append(fit.activation_energy_std_input * np.sqrt(fit.chi2 / max(fit.dof, 1)))
         rows["plain_ea"].append(plain.activation_energy)
         rows["plain"].append(plain.activation_energy_std)
         rows["room"].append(np.log(room))
@@ -158,6 +166,9 @@ def arrhenius_case(temperatures: np.ndarray, relative_error: float, trials: int,
         "Ea_input_errors_only": coverage(
             np.array(rows["ea"]), np.array(rows["input"]), EA_TRUE, None
         ),
+        "Ea_old_chi2_rescaling": coverage(
+            np.array(rows["ea"]), np.array(rows["old"]), EA_TRUE, None
+        ),
         "Ea_no_errors_given": coverage(
             np.array(rows["plain_ea"]), np.array(rows["plain"]), EA_TRUE, dof
         ),
@@ -168,7 +179,8 @@ def arrhenius_case(temperatures: np.ndarray, relative_error: float, trials: int,
     print(
         f"Arrhenius {len(temperatures)} T, {relative_error:.0%} errors, {trials} fits: "
         f"Ea 2-sigma coverage {out['Ea_reported']['coverage_2sigma']:.1%} (input errors only "
-        f"{out['Ea_input_errors_only']['coverage_2sigma']:.1%}; no errors given: "
+        f"{out['Ea_input_errors_only']['coverage_2sigma']:.1%}; old rescaling "
+        f"{out['Ea_old_chi2_rescaling']['coverage_2sigma']:.1%}; no errors given: "
         f"{out['Ea_no_errors_given']['coverage_2sigma']:.1%}, t-interval "
         f"{out['Ea_no_errors_given']['coverage_t95']:.1%}); ln D(300 K) "
         f"{out['lnD_300K_reported']['coverage_2sigma']:.1%}"
@@ -227,9 +239,86 @@ def bench_arrhenius(trials: int, chain_trials: int) -> dict:
     }
 
 
+def sisso_issue_formula(max_dim: int, sis_size: int | None) -> dict:
+    from atomlens.descriptors import sisso
+
+    x = np.random.default_rng(0).uniform(0.5, 3.0, (200, 10))
+    y = 2.5 * x[:, 0] * x[:, 1] - 1.7 * x[:, 2] ** 2 / x[:, 3] + 0.3
+    names = [f"x{i + 1}" for i in range(10)]
+    start = time.perf_counter()
+    result = sisso.sisso(x, y, names, complexity=2, max_dim=max_dim, sis_size=sis_size)
+    model = result.models[1]
+    return {
+        "max_dim": max_dim,
+        "sis_size": sis_size if sis_size else "default",
+        "sis_sizes_tried": result.sis_sizes_tried,
+        "candidates": result.n_candidates,
+        "two_term_model": sisso.display(model.formula("y"), names),
+        "two_term_rmse": model.rmse,
+        "recovered": bool(model.rmse < 1e-9),
+        "seconds": time.perf_counter() - start,
+        "l0_subsets": result.l0_subsets,
+        "warning": result.warning,
+    }
+
+
+def bench_sisso(table_run: bool) -> dict:
+    out: dict = {"issue_formula": []}
+    for max_dim in (2, 3):
+        for sis_size in (20, None):
+            row = sisso_issue_formula(max_dim, sis_size)
+            out["issue_formula"].append(row)
+            print(
+                f"SISSO D={max_dim}, sis_size {row['sis_size']}: {row['two_term_model']} "
+                f"(recovered: {row['recovered']}; {row['seconds']:.1f} s)"
+            )
+    if table_run:
+        import tempfile
+
+        from atomlens.descriptors import sisso
+        from atomlens.descriptors.synthetic import diffusivity_table
+        from atomlens.descriptors.table import read_table
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "diffusivity.csv"
+            diffusivity_table().to_csv(path, index=False)
+            table = read_table(path, "lnD", group_by="composition", exclude=("temperature",))
+        start = time.perf_counter()
+        result = sisso.sisso(table.x, table.y, table.feature_names, complexity=2, max_dim=3)
+        seconds = time.perf_counter() - start
+        names = table.feature_names
+        out["synthetic_table_default"] = {
+            "table": "diffusivity_table() (828 rows, 43 primaries), ten operators, complexity 2",
+            "max_dim": 3,
+            "sis_sizes_tried": result.sis_sizes_tried,
+            "candidates": result.n_candidates,
+            "seconds": seconds,
+            "screening_seconds": result.screening_seconds,
+            "l0_seconds": result.l0_seconds,
+            "l0_subsets": result.l0_subsets,
+            "converged": result.converged,
+            "warning": result.warning,
+            "models": [
+                {"formula": sisso.display(m.formula("lnD"), names), "rmse": m.rmse, "r2": m.r2}
+                for m in result.models
+            ],
+        }
+        print(
+            f"SISSO default on the 43-primary table, complexity 2, D=3: {seconds:.0f} s "
+            f"(screening {result.screening_seconds:.0f} s, L0 {result.l0_seconds:.0f} s over "
+            f"{result.l0_subsets:,} subsets), sizes {result.sis_sizes_tried}"
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", nargs="?", choices=["diffusion", "arrhenius", "all"], default="all")
+    parser.add_argument(
+        "part", nargs="?", choices=["diffusion", "arrhenius", "sisso", "all"], default="all"
+    )
+    parser.add_argument(
+        "--no-table", action="store_true", help="sisso: skip the 43-primary table (minutes)"
+    )
     parser.add_argument("--trials", type=int, default=None, help="default: 200 walks, 2000 fits")
     parser.add_argument("--chain-trials", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS / "calibration.json")
@@ -243,6 +332,9 @@ def main() -> None:
     if args.part in ("arrhenius", "all"):
         results["arrhenius"] = bench_arrhenius(args.trials or 2000, args.chain_trials)
         results["arrhenius"]["command"] = "python benchmarks/bench_calibration.py arrhenius"
+    if args.part in ("sisso", "all"):
+        results["sisso"] = bench_sisso(not args.no_table)
+        results["sisso"]["command"] = "python benchmarks/bench_calibration.py sisso"
     write_text_atomic(args.out, json.dumps(results, indent=2, allow_nan=False) + "\n")
     print(f"wrote {args.out}")
 

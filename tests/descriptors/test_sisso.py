@@ -1,5 +1,6 @@
 import itertools
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,6 @@ def test_screening_warning_when_half_the_subspace_finds_other_models(monkeypatch
     assert result.converged is False and result.sis_sizes_tried == [20, 40]
 
 
-@pytest.mark.slow
 def test_default_screening_recovers_the_formula_at_three_dimensions():
     x, y, names = issue_formula_table()
     result = sisso(x, y, names, complexity=2, max_dim=3)
@@ -214,3 +214,19 @@ def test_sisso_command_prints_the_screening_warning(tmp_path, capsys, monkeypatc
     assert "warning: SISSO: the models with 40 screened candidates" in captured.err
     report = json.loads((tmp_path / "issue.sisso.json").read_text())
     assert report["sis_sizes_tried"] == [20, 40] and report["screening_converged"] is False
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_closed_form_l0_equals_batched_normal_equations(dim):
+    rng = np.random.default_rng(dim)
+    for trial in range(6):
+        x = rng.normal(size=(80, 40))
+        x[:, 5] = x[:, 7] + 1e-9 * rng.normal(size=80)  # a nearly collinear pair
+        x[:, 9] = 2 * x[:, 2] - x[:, 3] + 1e-10 * rng.normal(size=80)  # and a triple
+        noise = 0.3 if trial % 2 else 1e-6
+        y = x[:, 3] - 0.5 * x[:, 11] + 0.2 * x[:, 30] + rng.normal(0, noise, 80)
+        fast = best_subsets(x, y, dim)
+        slow = best_subsets(x, y, dim, chunk=777, closed_form=False)
+        assert fast[0] == slow[0] and fast[2] == slow[2] == math.comb(40, dim)
+        total = float(np.sum((y - y.mean()) ** 2))  # RSS = total - drop: cancellation
+        assert fast[1] == pytest.approx(slow[1], rel=1e-8, abs=1e-10 * total)

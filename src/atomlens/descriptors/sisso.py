@@ -49,7 +49,7 @@ BINARY = {
 DEFAULT_OPS = ("+", "-", "*", "/", "exp", "log", "^-1", "^2", "^3", "sqrt")
 MAX_ABS = 1e12  # candidates with larger values are numerically useless
 MAX_SIS_SIZE = 640  # most candidates per dimension that the default will add
-MAX_L0_SUBSETS = 20_000_000  # exact L0 budget of the default (~15 s on 2 cores)
+MAX_L0_SUBSETS = 20_000_000  # exact L0 budget of the default (~1 s for triples)
 
 
 class ScreeningWarning(UserWarning):
@@ -294,11 +294,13 @@ def screen(
 
 
 def best_subsets(
-    x: np.ndarray, y: np.ndarray, dim: int, chunk: int = 200000
+    x: np.ndarray, y: np.ndarray, dim: int, chunk: int = 200000, *, closed_form: bool = True
 ) -> tuple[tuple[int, ...], float, int]:
     """Exhaustive L0: the ``dim`` columns of ``x`` with the smallest least-squares residual.
 
-    Every subset is fitted with an intercept, by batched normal equations.
+    Every subset is fitted with an intercept. Pairs and triples are solved in closed form
+    (``closed_form``), other sizes (or with ``closed_form=False``) by batched normal
+    equations over chunks of ``chunk`` subsets.
 
     Returns:
         (column indices, RSS, number of subsets solved).
@@ -311,6 +313,10 @@ def best_subsets(
     gram = xc.T @ xc
     xty = xc.T @ yc
     total = float(yc @ yc)
+    if closed_form and dim in (2, 3):
+        found = _best_pairs_or_triples(gram, xty, total, dim)
+        if found is not None:
+            return found
     best, best_rss, solved = (), math.inf, 0
     combos = itertools.combinations(range(m), dim)
     while True:
@@ -327,6 +333,62 @@ def best_subsets(
         if rss[k] < best_rss:
             best, best_rss = tuple(int(v) for v in batch[k]), float(rss[k])
     return best, max(best_rss, 0.0), solved
+
+
+def _best_pair(
+    gram: np.ndarray, xty: np.ndarray, reference: np.ndarray
+) -> tuple[tuple[int, int], float]:
+    """The pair j < k with the largest drop in RSS, b^T G^-1 b in closed form (2 x 2).
+
+    Pairs whose 2 x 2 Gram matrix is (nearly) singular, or with a column that is nearly
+    a multiple of what was projected out (diagonal far below ``reference``), are skipped.
+    """
+    diag = np.diag(gram)
+    usable = diag > 1e-9 * reference
+    det = diag[:, None] * diag[None, :] - gram**2
+    ok = np.triu(det > 1e-10 * np.abs(diag[:, None] * diag[None, :]), 1)
+    ok &= usable[:, None] & usable[None, :]
+    drop = np.full(gram.shape, -np.inf)
+    numerator = (
+        xty[:, None] ** 2 * diag[None, :]
+        - 2.0 * np.outer(xty, xty) * gram
+        + xty[None, :] ** 2 * diag[:, None]
+    )
+    drop[ok] = numerator[ok] / det[ok]
+    k = int(np.argmax(drop))
+    j, i = divmod(k, len(xty))
+    return (j, i), float(drop.flat[k])
+
+
+def _best_pairs_or_triples(
+    gram: np.ndarray, xty: np.ndarray, total: float, dim: int
+) -> tuple[tuple[int, ...], float, int] | None:
+    """Exact L0 for 2 or 3 features, vectorised: ~10x faster than batched solves.
+
+    For triples, each first column i is projected out of the columns after it, and the
+    best pair of the projected columns is found in closed form. Returns None when every
+    subset is (nearly) collinear, for the general solver to handle.
+    """
+    m = len(xty)
+    reference = np.diag(gram).copy()
+    if dim == 2:
+        pair, drop = _best_pair(gram, xty, reference)
+        if not np.isfinite(drop):
+            return None
+        return pair, max(total - drop, 0.0), math.comb(m, 2)
+    best: tuple[int, ...] = ()
+    best_drop = -math.inf
+    for i in range(m - 2):
+        g_i, g_ii = gram[i, i + 1 :], gram[i, i]
+        projected = gram[i + 1 :, i + 1 :] - np.outer(g_i, g_i) / g_ii
+        b = xty[i + 1 :] - g_i * (xty[i] / g_ii)
+        (j, k), drop = _best_pair(projected, b, reference[i + 1 :])
+        drop += xty[i] ** 2 / g_ii
+        if drop > best_drop:
+            best, best_drop = (i, i + 1 + j, i + 1 + k), drop
+    if not np.isfinite(best_drop):
+        return None
+    return best, max(total - best_drop, 0.0), math.comb(m, 3)
 
 
 @dataclass(frozen=True)
