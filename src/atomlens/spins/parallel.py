@@ -7,9 +7,41 @@ threads. Start an MPI run with ``mpiexec -n 4 atomlens coercivity CONFIG --mpi``
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 from atomlens.errors import AtomlensError
+
+#: Wait policy of numba's OpenMP threads unless ``OMP_WAIT_POLICY`` is set by the user.
+DEFAULT_WAIT_POLICY = "PASSIVE"
+
+
+def start_threads() -> str:
+    """Start numba's thread pool with idle threads that sleep instead of spinning.
+
+    The Wang-Landau driver calls a parallel kernel every few milliseconds and runs Python
+    in between; OpenMP's default policy keeps the idle worker spinning through those gaps,
+    which on busy cores takes CPU time from the main thread and made 2 threads slower than 1.
+    libgomp reads ``OMP_WAIT_POLICY`` once, when it loads, so the policy is set just while
+    numba loads its threading layer and then removed again (other OpenMP libraries loaded
+    later, e.g. torch's, keep their defaults). A policy the user set is respected; once the
+    threads run this changes nothing.
+
+    Returns:
+        The wait policy in force for a pool started by this call (the user's, or passive).
+    """
+    import numba
+
+    user = os.environ.get("OMP_WAIT_POLICY")
+    if user is not None:
+        numba.get_num_threads()  # starts the threads (if not running yet)
+        return user
+    os.environ["OMP_WAIT_POLICY"] = DEFAULT_WAIT_POLICY
+    try:
+        numba.get_num_threads()
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    return DEFAULT_WAIT_POLICY
 
 
 class Communicator(Protocol):

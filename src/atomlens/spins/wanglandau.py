@@ -29,7 +29,12 @@ from tqdm.auto import tqdm
 
 from atomlens.files import atomic_path, dumps_json
 from atomlens.spins import kernels
-from atomlens.spins.parallel import Communicator, LocalCommunicator, window_owner
+from atomlens.spins.parallel import (
+    Communicator,
+    LocalCommunicator,
+    start_threads,
+    window_owner,
+)
 from atomlens.spins.rng import seed_states
 from atomlens.spins.system import SpinModelError, SpinSystem
 
@@ -297,6 +302,7 @@ class ReplicaExchangeWangLandau:
         self.exchange_attempts = 0
         self.exchange_accepted = 0
         self.elapsed = 0.0
+        start_threads()  # idle threads sleep between the short parallel calls
         self._initialise_state()
 
     # ----------------------------------------------------------------------------- state

@@ -25,7 +25,7 @@ from atomlens.spins.landscape import (
     downward_convexity,
     smooth_curve,
 )
-from atomlens.spins.parallel import Communicator, LocalCommunicator
+from atomlens.spins.parallel import Communicator, LocalCommunicator, start_threads
 from atomlens.spins.rng import seed_states
 from atomlens.spins.system import SpinModelError, SpinSystem
 from atomlens.spins.wanglandau import (
@@ -73,6 +73,7 @@ def magnetisation_range(
     """
     if system.ising:
         return 1.0
+    start_threads()
     walkers = 2
     spins = np.zeros((walkers, system.n_sites, 3))
     spins[:, :, 2] = 1.0
