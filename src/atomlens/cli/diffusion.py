@@ -21,8 +21,8 @@ def register(commands: Any) -> None:
         description="Unwrap a constant-cell trajectory (any format ASE reads), remove the "
         "framework's drift, compute the MSD of one species over all time origins and fit D "
         "in the diffusive regime (automatic window or --fit-range). Prints D with its "
-        "block-averaged error, per-axis D and the Nernst-Einstein conductivity; writes "
-        "diffusion.json and msd.png.",
+        "standard error (spread of the per-ion D over sqrt(N)), per-axis D and the "
+        "Nernst-Einstein conductivity; writes diffusion.json and msd.png.",
     )
     diffusion.add_argument("trajectory", type=Path)
     diffusion.add_argument("--species", default="Li")
