@@ -372,6 +372,28 @@ def test_output_path_of_the_wrong_kind_fails_before_computing(tmp_path, capsys, 
     assert file.read_text() == "kept"
 
 
+@pytest.mark.parametrize(
+    "command", ["validate-attention", "demo", "explain", "graphs build", "benchmark", "train"]
+)
+def test_other_commands_check_their_output_first(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    taken = tmp_path / "taken"
+    taken.write_text("kept")
+    argv, option = {
+        "validate-attention": (["validate-attention", tmp_path, "--cache-dir", taken],
+                               "--cache-dir"),
+        "demo": (["demo", "--run-dir", taken], "--run-dir"),
+        "explain": (["explain", tmp_path, MOLECULES, "--out", taken], "--out"),
+        "graphs build": (["graphs", "build", CRYSTALS, "--cache-dir", taken], "--cache-dir"),
+        "benchmark": (["benchmark", "--task", "band_gap", "--data", CRYSTALS, "--model",
+                       "scann", "--out", taken], "--out"),
+        "train": (["train", train_config(tmp_path), "--set", f"run_dir={taken}"], "run_dir"),
+    }[command]  # fmt: skip
+    fails_cleanly(capsys, argv, option, "taken")
+    assert taken.read_text() == "kept"
+    assert not (tmp_path / ".cache").exists()
+
+
 def test_coercivity_out_that_is_a_file(tmp_path, capsys):
     out = tmp_path / "taken"
     out.write_text("kept")

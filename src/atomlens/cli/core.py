@@ -198,6 +198,7 @@ def _demo(args: argparse.Namespace) -> None:
 
     from atomlens.config import apply_overrides, validate_config
     from atomlens.explain.report import write_report
+    from atomlens.files import check_output_dir
     from atomlens.inference import load_model
     from atomlens.training.evaluate import evaluate_run
     from atomlens.training.trainer import train
@@ -206,6 +207,7 @@ def _demo(args: argparse.Namespace) -> None:
     if args.run_dir is not None:
         apply_overrides(raw, [f"run_dir={args.run_dir}"])
     config = validate_config(raw, "demo.yaml")
+    check_output_dir(config.run_dir, "--run-dir")
     run = train(config)
     metrics = evaluate_run(run)
     print(
@@ -234,8 +236,11 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from atomlens.files import check_output_dir
     from atomlens.training.evaluate import evaluate_run
 
+    if args.run.is_dir():  # evaluation_<split>.json and the parity plot go into the run
+        check_output_dir(args.run, "run")
     m = evaluate_run(args.run, args.split, args.checkpoint, args.device)
     unit = f" {m['unit']}" if m["unit"] else ""
     print(

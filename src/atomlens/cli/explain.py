@@ -138,9 +138,12 @@ def _print_faithfulness(summary: dict) -> None:
 def _validate_attention(args: argparse.Namespace) -> None:
     from atomlens.explain.attention import explain
     from atomlens.explain.validation import validate_attention
-    from atomlens.files import write_json_atomic
+    from atomlens.files import check_output_dir, write_json_atomic
     from atomlens.inference import load_model
 
+    if args.run.is_dir():  # attention_validation_<orbital>.json goes into the run
+        check_output_dir(args.run, "run")
+    check_output_dir(args.cache_dir, "--cache-dir")
     predictor = load_model(args.run, args.checkpoint, args.device)
     reference = args.reference or predictor.target
     if reference not in ("homo", "lumo"):
