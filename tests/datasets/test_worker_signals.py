@@ -30,6 +30,11 @@ if __name__ == "__main__":
 """
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, ..."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _session(sid: int) -> list[int]:
     """Pids of the live (not zombie) processes of session ``sid``."""
     pids = []
@@ -37,12 +42,32 @@ def _session(sid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat(int(entry.name))
         except OSError:
             continue
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state ppid pgrp session
+        if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
+
+
+def _workers(sid: int) -> list[int]:
+    """The pool workers: children of the fork server (or of the parent, with spawn)."""
+    pids = _session(sid)
+    children = [p for p in pids if int(_stat(p)[1]) == sid]
+    servers = {p for p in children if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()}
+    if servers:
+        return [p for p in pids if int(_stat(p)[1]) in servers]
+    return [
+        p for p in children if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+
+
+def _ignores_sigint(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(
+        next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16
+    )
+    return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
 def _start() -> subprocess.Popen:
@@ -53,14 +78,20 @@ def _start() -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    # parent, fork server and two workers
-    while len(_session(process.pid)) < 4:
+    deadline = time.monotonic() + 90
+    # both workers running their task, after their set-up (which ignores SIGINT)
+    while True:
+        try:
+            workers = _workers(process.pid)
+            if len(workers) == 2 and all(_ignores_sigint(p) for p in workers):
+                break
+        except (OSError, StopIteration):
+            pass  # a process went away while we looked
         if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f"the pool did not start: {process.communicate()[1]}")
+            for pid in _session(process.pid):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"no two workers that ignore SIGINT: {process.communicate()[1]}")
         time.sleep(0.1)
-    time.sleep(0.5)  # let the workers reach their initializer
     return process
 
 
