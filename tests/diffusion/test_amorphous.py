@@ -158,3 +158,127 @@ def test_volume_equilibration_fits_v0_between_the_trial_volumes(tmp_path):
     assert report["pressures_GPa"][0] > report["pressures_GPa"][2]  # compressed: higher P
     assert min(report["volumes_A3"]) < report["v0_A3"] < max(report["volumes_A3"])
     assert report["converged_5kbar"] == (abs(report["pressure_at_v0_GPa"]) < 0.5)
+
+
+def _amorphous(out, composition, *extra):
+    """``atomlens amorphous`` with EMT, 4 atoms and a 10-step melt (a second or so)."""
+    argv = ["amorphous", composition, "--atoms", "4", "--potential", "emt", "--melt", "1500"]
+    argv += ["--melt-steps", "10", "--segment-steps", "10", "--interval", "5", "--out", str(out)]
+    return main([*argv, *extra])
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_amorphous_refuses_another_request_unless_overwrite(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert _amorphous(out, "Cu3Au") == 0
+    request = json.loads((out / "request.json").read_text())
+    assert request["composition"] == "Cu3Au" and request["melt"] == {
+        "temperature_K": 1500.0,
+        "steps": 10,
+    }
+    before = _files(out)
+    capsys.readouterr()
+    # Another composition (and another seed) in the same folder: refused, nothing touched.
+    for extra in ([], ["--seed", "3"]):
+        composition = "CuAu3" if not extra else "Cu3Au"
+        assert _amorphous(out, composition, *extra) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--overwrite" in err, err
+        assert ("composition" if not extra else "seed") in err, err
+        assert _files(out) == before
+    # --overwrite replaces the old run: the new cell has the new composition.
+    (out / "notes.txt").write_text("mine")
+    assert _amorphous(out, "CuAu3", "--overwrite") == 0
+    symbols = ase.io.read(out / "packed.extxyz").get_chemical_symbols()
+    assert symbols.count("Au") == 3 and symbols.count("Cu") == 1
+    assert (out / "notes.txt").read_text() == "mine"  # not a run file: left alone
+    # The same request resumes: no MD at all, the melt is reused.
+    calls = []
+    monkeypatch.setattr(ase.md.langevin.Langevin, "run", lambda self, steps: calls.append(steps))
+    melt = (out / "melt_segment0000.extxyz").read_bytes()
+    assert _amorphous(out, "CuAu3") == 0 and calls == []
+    assert (out / "melt_segment0000.extxyz").read_bytes() == melt
+    # A folder of an older atomlens (run files, no request record) is refused too.
+    (out / "request.json").unlink()
+    assert _amorphous(out, "CuAu3") == 1
+    assert "without a record" in capsys.readouterr().err
+
+
+def test_melt_quench_records_request_and_refuses_another(tmp_path):
+    run = AmorphousRun(tmp_path, segment_steps=10, interval=5, progress=False)
+    emt = make_calculator("emt")
+    melt_quench("CuAu", 4, run, emt, melt_temperature=1500.0, melt_steps=10)
+    assert json.loads((tmp_path / "request.json").read_text())["potential"] == "EMT"
+    with pytest.raises(DataError, match=r"melt .*1500.* -> .*1600"):
+        melt_quench("CuAu", 4, run, emt, melt_temperature=1600.0, melt_steps=10)
+    # Settings of a stage that does not run are not part of the request.
+    melt_quench("CuAu", 4, run, emt, melt_temperature=1500.0, melt_steps=10, anneal_steps=7)
+
+
+def test_diverging_md_fails_naming_stage_and_segment(tmp_path, monkeypatch):
+    """NaN positions and momenta after a segment stop the run; finished segments stay."""
+    run = AmorphousRun(tmp_path, segment_steps=10, interval=5, progress=False)
+    original = ase.md.langevin.Langevin.run
+    segments = []
+
+    def run_then_diverge(self, steps):
+        original(self, steps)
+        segments.append(steps)
+        if len(segments) == 2:  # the second melt segment blows up
+            self.atoms.positions[0] = np.nan
+            self.atoms.set_momenta(np.full((len(self.atoms), 3), np.nan))
+
+    monkeypatch.setattr(ase.md.langevin.Langevin, "run", run_then_diverge)
+    with pytest.raises(DataError) as failure:
+        melt_quench("CuAu", 4, run, make_calculator("emt"), melt_temperature=1500.0, melt_steps=30)
+    message = str(failure.value)
+    assert "stage 'melt'" in message and "segment 1" in message and "not finite" in message
+    assert "\n" not in message
+    assert (tmp_path / "melt_segment0000.extxyz").is_file()
+    assert not (tmp_path / "melt_segment0001.extxyz").exists()
+    frames = ase.io.read(tmp_path / "melt_segment0000.extxyz", index=":")
+    assert all(np.isfinite(a.positions).all() for a in frames)
+
+
+def test_check_structure_rejects_nan_momenta_and_positions():
+    from atomlens.diffusion.amorphous import check_structure
+
+    atoms = random_pack(["Cu", "Au"] * 2, 80.0, seed=0)
+    atoms.calc = make_calculator("emt")
+    atoms.set_momenta(np.zeros((4, 3)))
+    check_structure(atoms, 0.7, "ok")
+    atoms.set_momenta(np.full((4, 3), np.nan))
+    with pytest.raises(DataError, match="here: momenta of 4 of 4 atoms are not finite"):
+        check_structure(atoms, 0.7, "here")
+    atoms.set_momenta(np.zeros((4, 3)))
+    atoms.positions[2] = np.inf
+    with pytest.raises(DataError, match="positions of 1 of 4 atoms"):
+        check_structure(atoms, 0.7, "here")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"melt_temperature": -100.0}, "melt_temperature must be > 0 K, got -100"),
+        ({"anneal_temperatures": (800.0, -5.0)}, "anneal_temperatures must be > 0 K, got -5"),
+        ({"quench_temperatures": (float("nan"),)}, "quench_temperatures must be > 0 K"),
+        ({"melt_steps": 0}, "melt_steps must be >= 1"),
+    ],
+)
+def test_melt_quench_rejects_bad_settings_before_any_md(tmp_path, setting, message):
+    run = AmorphousRun(tmp_path / "md", segment_steps=10, interval=5, progress=False)
+    with pytest.raises(DataError, match=message):
+        melt_quench("CuAu", 4, run, make_calculator("emt"), **({"melt_steps": 10} | setting))
+    assert not (tmp_path / "md").exists()
+
+
+@pytest.mark.parametrize("option", ["--melt", "--anneal", "--quench"])
+def test_amorphous_command_rejects_negative_temperatures(tmp_path, capsys, option):
+    out = tmp_path / "md"
+    assert _amorphous(out, "CuAu", option, "-100") == 1
+    err = capsys.readouterr().err
+    assert option in err and "> 0" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -63,8 +63,9 @@ def register(commands: Any) -> None:
         description="Random packing of COMPOSITION at an estimated density, melt (NVT "
         "Langevin), optional volume equilibration (Birch-Murnaghan P(V) at 0.8/1.0/1.2 V), "
         "then anneal at each --anneal temperature. Segments are checkpointed: rerun the same "
-        "command to continue a killed run. With --diffusion Li, D at each anneal temperature "
-        "and an Arrhenius fit.",
+        "command to continue a killed run. The settings are recorded in --out/request.json; "
+        "other settings in the same --out are refused unless --overwrite. With --diffusion "
+        "Li, D at each anneal temperature and an Arrhenius fit.",
     )
     amorphous.add_argument("composition", help="e.g. Li2Si2O5")
     amorphous.add_argument("--atoms", type=int, default=100, help="approximate atom count")
@@ -89,6 +90,11 @@ def register(commands: Any) -> None:
     amorphous.add_argument("--diffusion", metavar="SPECIES", help="D of SPECIES per anneal")
     amorphous.add_argument("--seed", type=int, default=0)
     amorphous.add_argument("--out", type=Path, default=Path("amorphous"))
+    amorphous.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run of other settings in --out (its request.json differs)",
+    )
     add_device_argument(amorphous)  # where CHGNet runs
     amorphous.set_defaults(handler=_amorphous)
 
@@ -195,11 +201,19 @@ def _arrhenius(args: argparse.Namespace) -> None:
 def _amorphous(args: argparse.Namespace) -> None:
     import time
 
-    from atomlens.diffusion.amorphous import AmorphousRun, make_calculator, melt_quench
+    from atomlens.diffusion.amorphous import (
+        AmorphousRun,
+        amorphous_request,
+        claim_output,
+        make_calculator,
+        melt_quench,
+        parse_composition,
+    )
     from atomlens.files import check_output_dir, write_json_atomic
 
     _check_amorphous_options(args)
     check_output_dir(args.out, "--out")
+    parse_composition(args.composition, args.atoms)  # a bad formula fails before --out changes
     start = time.perf_counter()
     run = AmorphousRun(
         args.out,
@@ -209,19 +223,27 @@ def _amorphous(args: argparse.Namespace) -> None:
         seed=args.seed,
         progress=sys.stderr.isatty(),
     )
+    settings = {
+        "melt_temperature": args.melt,
+        "melt_steps": args.melt_steps,
+        "anneal_temperatures": tuple(args.anneal),
+        "anneal_steps": args.anneal_steps,
+        "quench_temperatures": tuple(args.quench),
+        "quench_steps": args.quench_steps,
+        "equilibrate_volume": args.equilibrate_volume,
+        "volume_steps": args.volume_steps,
+    }
+    request = amorphous_request(args.composition, args.atoms, run, args.potential, **settings)
+    resumed = claim_output(args.out, request, args.overwrite)  # before loading the potential
+    if resumed:
+        print(f"resuming the run in {args.out} (same settings)", file=sys.stderr)
     outputs = melt_quench(
         args.composition,
         args.atoms,
         run,
         make_calculator(args.potential, args.device),
-        melt_temperature=args.melt,
-        melt_steps=args.melt_steps,
-        anneal_temperatures=tuple(args.anneal),
-        anneal_steps=args.anneal_steps,
-        quench_temperatures=tuple(args.quench),
-        quench_steps=args.quench_steps,
-        equilibrate_volume=args.equilibrate_volume,
-        volume_steps=args.volume_steps,
+        potential=args.potential,
+        **settings,
     )
     summary: dict[str, Any] = {
         "composition": args.composition,

@@ -10,6 +10,8 @@ segment is checked: finite energy and no two atoms closer than ``min_distance``.
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from atomlens.errors import DataError
-from atomlens.files import atomic_path, write_json_atomic
+from atomlens.files import atomic_path, dumps_json, write_json_atomic
 from atomlens.units import AMU_G
 
 GPA_PER_EV_A3 = 160.21766208
@@ -97,7 +99,22 @@ DENSITY_RANGE = (0.2, 25.0)  # g/cm^3: outside this a cell has exploded or colla
 
 
 def check_structure(atoms: Any, min_distance: float, where: str) -> None:
-    """Raise a DataError naming ``where`` for overlaps, an absurd density or a bad energy."""
+    """Raise a DataError naming ``where`` for a diverged or unphysical MD state.
+
+    Checked in this order: finite positions and momenta (NaN or inf means the integration
+    diverged), a finite potential energy, a density within ``DENSITY_RANGE`` and no two atoms
+    closer than ``min_distance``.
+    """
+    for name, values in (("positions", atoms.positions), ("momenta", atoms.get_momenta())):
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise DataError(
+                f"{where}: {name} of {int(bad.sum())} of {len(atoms)} atoms are not finite "
+                "(the MD diverged)"
+            )
+    energy = atoms.get_potential_energy()
+    if not np.isfinite(energy):
+        raise DataError(f"{where}: the potential energy is not finite (the MD diverged)")
     density = float(atoms.get_masses().sum() * AMU_G / (atoms.get_volume() * 1e-24))
     if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
         raise DataError(f"{where}: density {density:.3g} g/cm^3 is outside {DENSITY_RANGE}")
@@ -106,9 +123,6 @@ def check_structure(atoms: Any, min_distance: float, where: str) -> None:
     shortest = float(distances.min())
     if shortest < min_distance:
         raise DataError(f"{where}: atoms {shortest:.2f} Å apart (< {min_distance} Å)")
-    energy = atoms.get_potential_energy()
-    if not np.isfinite(energy):
-        raise DataError(f"{where}: the potential energy is not finite")
 
 
 def pressure_gpa(atoms: Any) -> float:
@@ -207,7 +221,12 @@ class AmorphousRun:
             dyn.attach(keep, interval=self.interval)
             steps = min(self.segment_steps, stage.steps - k * self.segment_steps)
             dyn.run(steps)
-            check_structure(atoms, self.min_distance, f"{stage.name} segment {k}")
+            check_structure(
+                atoms,
+                self.min_distance,
+                f"{self.out_dir}: stage '{stage.name}' ({stage.temperature:g} K), segment {k} "
+                f"({self.segment_file(stage.name, k).name} not written; earlier segments kept)",
+            )
             last = atoms.copy()
             last.info = {"stage": stage.name, "temperature_K": stage.temperature, "final": True}
             frames.append(last)
@@ -228,6 +247,138 @@ class AmorphousRun:
         with atomic_path(target) as tmp:
             ase.io.write(tmp, frames, format="extxyz")
         return target
+
+
+REQUEST_FILE = "request.json"
+# Files a run writes into its folder (removed by ``overwrite``; their presence without a
+# request record means a run of unknown settings).
+_RUN_FILE = re.compile(
+    r"^(packed|(melt|volume\d\.\d|volume_check|quench\d+|anneal\d+)(_segment\d{4})?"
+    r"|(quench|anneal\d+)_final)\.extxyz$|^(request|summary|volume)\.json$"
+)
+
+
+def amorphous_request(
+    formula: str,
+    n_atoms: int,
+    run: AmorphousRun,
+    potential: str,
+    *,
+    melt_temperature: float,
+    melt_steps: int,
+    anneal_temperatures: tuple[float, ...],
+    anneal_steps: int,
+    quench_temperatures: tuple[float, ...],
+    quench_steps: int,
+    equilibrate_volume: bool,
+    volume_steps: int,
+) -> dict[str, Any]:
+    """Everything that determines a melt-quench run's files, as plain JSON values.
+
+    Settings of stages that do not run (e.g. ``anneal_steps`` without anneal temperatures)
+    are left out, so changing them does not count as another request.
+    """
+    return {
+        "format": 1,
+        "composition": formula,
+        "atoms": int(n_atoms),
+        "potential": potential,
+        "seed": int(run.seed),
+        "timestep_fs": float(run.timestep_fs),
+        "segment_steps": int(run.segment_steps),
+        "interval": int(run.interval),
+        "friction_per_fs": float(run.friction_per_fs),
+        "melt": {"temperature_K": float(melt_temperature), "steps": int(melt_steps)},
+        "volume": {"steps": int(volume_steps)} if equilibrate_volume else None,
+        "quench": {
+            "temperatures_K": [float(t) for t in quench_temperatures],
+            "steps": int(quench_steps),
+        }
+        if quench_temperatures
+        else None,
+        "anneal": {
+            "temperatures_K": [float(t) for t in anneal_temperatures],
+            "steps": int(anneal_steps),
+        }
+        if anneal_temperatures
+        else None,
+    }
+
+
+def claim_output(out_dir: Path, request: dict[str, Any], overwrite: bool = False) -> bool:
+    """Make ``out_dir`` hold ``request``'s run; True when an earlier run of it is resumed.
+
+    The request is recorded in ``request.json``. A folder holding the same request is
+    resumed. A folder holding another request, a corrupt record, or run files without a
+    record (an older atomlens) is refused, unless ``overwrite``: then that run's files are
+    deleted (other files in the folder are left alone) and the new request is recorded.
+
+    Raises:
+        DataError: One line naming the folder and the first differing settings.
+    """
+    out_dir = Path(out_dir)
+    record = out_dir / REQUEST_FILE
+    wanted = json.loads(dumps_json(request))
+    found = [p for p in out_dir.iterdir() if _RUN_FILE.match(p.name)] if out_dir.is_dir() else []
+    if record.is_file() and any(p.name != REQUEST_FILE for p in found):  # a record alone: no run
+        try:
+            saved = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            saved, problem = None, f"its record '{record}' is unreadable ({exc})"
+        else:
+            if saved == wanted:
+                return True
+            problem = "another request: " + _differences(saved, wanted)
+    elif found and not record.is_file():
+        problem = f"files of a run without a record of its settings ({REQUEST_FILE})"
+    else:
+        problem = ""
+    if problem and not overwrite:
+        raise DataError(
+            f"--out '{out_dir}' holds an amorphous run with {problem}; choose another --out "
+            "or pass --overwrite to replace it"
+        )
+    record.unlink(missing_ok=True)  # first: an interrupted clean-up is never taken for a run
+    for path in found:
+        path.unlink(missing_ok=True)
+    write_json_atomic(record, wanted)
+    return False
+
+
+def _differences(saved: Any, wanted: dict[str, Any], limit: int = 3) -> str:
+    """The first ``limit`` settings that differ, as ``name saved -> requested``."""
+    saved = saved if isinstance(saved, dict) else {}
+    changed = [k for k in wanted.keys() | saved.keys() if saved.get(k) != wanted.get(k)]
+    order = list(wanted)
+    changed.sort(key=lambda k: order.index(k) if k in order else len(order))
+    text = "; ".join(
+        f"{k} {dumps_json(saved.get(k), indent=None)} -> {dumps_json(wanted.get(k), indent=None)}"
+        for k in changed[:limit]
+    )
+    return text + (f" (and {len(changed) - limit} more)" if len(changed) > limit else "")
+
+
+def check_settings(
+    n_atoms: int,
+    run: AmorphousRun,
+    temperatures: dict[str, tuple[float, ...]],
+    steps: dict[str, int],
+) -> None:
+    """Raise a DataError naming the setting when a count or temperature is out of range.
+
+    Temperatures must be finite and > 0 (a negative one makes Langevin MD produce NaN),
+    counts and steps >= 1, the time step > 0.
+    """
+    counts = {"n_atoms": n_atoms, "segment_steps": run.segment_steps, "interval": run.interval}
+    for name, value in (counts | steps).items():
+        if not value >= 1:
+            raise DataError(f"{name} must be >= 1, got {value}")
+    if not (np.isfinite(run.timestep_fs) and run.timestep_fs > 0):
+        raise DataError(f"timestep_fs must be > 0, got {run.timestep_fs:g}")
+    for name, values in temperatures.items():
+        for value in values:
+            if not (np.isfinite(value) and value > 0):
+                raise DataError(f"{name} must be > 0 K, got {value:g}")
 
 
 def make_calculator(potential: str, device: str = "auto") -> Any:
@@ -278,16 +429,48 @@ def melt_quench(
     equilibrate_volume: bool = False,
     volume_steps: int = 200,
     on_stage: Callable[[str], None] | None = None,
+    potential: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Melt a random packing of ``formula`` and anneal it; returns trajectory files by stage.
 
     Each anneal starts from the melt. ``quench_temperatures`` (e.g. 3000, 2500, ..., 500)
     instead chains stages, each starting where the previous one ended (a slow quench); its
-    final structure is ``quench_final.extxyz``.
+    final structure is ``quench_final.extxyz``. The request (composition, atoms, stages,
+    seed, MD settings and ``potential``, by default the calculator's class name) is recorded
+    in ``request.json``: the same request resumes, another one is refused (see
+    :func:`claim_output`) unless ``overwrite``.
+
+    Raises:
+        DataError: For a bad setting, a folder holding another request, or a segment whose
+            MD diverged or became unphysical (finished segments are kept).
     """
     import ase.io
 
+    settings = {
+        "melt_temperature": melt_temperature,
+        "melt_steps": melt_steps,
+        "anneal_temperatures": tuple(anneal_temperatures),
+        "anneal_steps": anneal_steps,
+        "quench_temperatures": tuple(quench_temperatures),
+        "quench_steps": quench_steps,
+        "equilibrate_volume": equilibrate_volume,
+        "volume_steps": volume_steps,
+    }
+    check_settings(
+        n_atoms,
+        run,
+        {
+            "melt_temperature": (melt_temperature,),
+            "anneal_temperatures": settings["anneal_temperatures"],
+            "quench_temperatures": settings["quench_temperatures"],
+        },
+        {k: v for k, v in settings.items() if k.endswith("_steps")},
+    )
+    potential = potential or type(calculator).__name__
+    request = amorphous_request(formula, n_atoms, run, potential, **settings)
     run.out_dir.mkdir(parents=True, exist_ok=True)
+    claim_output(run.out_dir, request, overwrite)
     start_file = run.out_dir / "packed.extxyz"
     if start_file.is_file():
         atoms = ase.io.read(start_file)
