@@ -394,6 +394,22 @@ def test_other_commands_check_their_output_first(tmp_path, capsys, monkeypatch, 
     assert not (tmp_path / ".cache").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", ["fit-table", "sisso", "diffusion", "coercivity"])
+def test_unwritable_output_fails_before_computing(tmp_path, capsys, command):
+    # nothing can be created in /proc, not even by root (chmod would not stop root)
+    table, traj = feature_table(tmp_path), trajectory(tmp_path)
+    unwritable = Path("/proc/atomlens-out")
+    argv, name = {
+        "fit-table": (["fit-table", table, "--target", "y", "--out", unwritable], "--out"),
+        "sisso": (["sisso", table, "--target", "y", "--out", unwritable / "s.json"], "--out"),
+        "diffusion": (["diffusion", traj, "--temperature", "300", "--timestep", "100",
+                       "--out", unwritable], "--out"),
+        "coercivity": (["coercivity", coercivity_config(tmp_path, unwritable)], "out"),
+    }[command]  # fmt: skip
+    fails_cleanly(capsys, argv, name, "atomlens-out", "cannot be written")
+
+
 def test_coercivity_out_that_is_a_file(tmp_path, capsys):
     out = tmp_path / "taken"
     out.write_text("kept")

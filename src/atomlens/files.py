@@ -110,13 +110,20 @@ def check_output_dir(path: Path | str, option: str = "--out") -> Path:
     if not existing.is_dir():
         where = "is an existing file" if existing == path else f"lies under the file '{existing}'"
         raise DataError(f"{option} '{path}' {where}, not a folder")
+    _probe(existing, f"{option} '{path}'")
+    return path
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Write and remove an empty file in ``folder``; a DataError naming ``what`` if that fails."""
+    from atomlens.errors import DataError
+
     try:
-        probe = existing / f".atomlens-write-test-{os.getpid()}"
+        probe = folder / f".atomlens-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise DataError(f"{option} '{path}' cannot be written: {describe_os_error(exc)}") from None
-    return path
+        raise DataError(f"{what} cannot be written: {describe_os_error(exc)}") from None
 
 
 def check_output_file(path: Path | str, option: str = "--out") -> Path:
@@ -135,7 +142,7 @@ def check_output_file(path: Path | str, option: str = "--out") -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise DataError(f"{option} '{path}' lies under the file '{parent}', not a folder")
-    check_output_dir(parent, option)
+    _probe(parent, f"{option} '{path}'")
     return path
 
 
