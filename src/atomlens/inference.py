@@ -143,7 +143,9 @@ class Predictor:
             )
         ids = GraphDataset(entry).ids[indices]
         data = self.config.data
-        source = load_source(data.source, targets=[data.target], limit=data.limit)
+        source = load_source(
+            data.source, targets=[data.target], limit=data.limit, skip_invalid=data.skip_invalid
+        )
         position = {str(record_id): k for k, record_id in enumerate(source.ids)}
         missing = [str(i) for i in ids if str(i) not in position]
         if missing:

@@ -228,3 +228,112 @@ def test_a_held_lock_refuses_or_waits(tmp_path):
         pass
     with exclusive(lock, "run directory 'x'", wait=False):  # released: free again
         pass
+
+
+BAD_FRAMES = (
+    "3\n\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n"  # 0: fine
+    "2\n\nH 0 0 0\nH 0.1 0 0\n"  # 1: atoms 0.1 Å apart (fails validation when read)
+    "2\n\nH nan 0 0\nH 0.74 0 0\n"  # 2: NaN coordinate (fails validation when read)
+    "2\n\nH 0 0 0\nH 0.74 0 0\n"  # 3: fine
+    "2\n\nAr 0 0 0\nAr 30 0 0\n"  # 4: reads, but has no graph (isolated atoms)
+)
+
+
+def test_frames_failing_validation_are_skipped_and_listed(tmp_path):
+    bad = tmp_path / "mols.xyz"
+    bad.write_text(BAD_FRAMES)
+    with pytest.raises(StructureError, match=r"mols.xyz', frame 1: .*0.1"):
+        load_source(str(bad))  # the default still fails, naming file and frame
+    source = load_source(str(bad), skip_invalid=True)
+    assert source.ids == ["mols.xyz:0", "mols.xyz:3", "mols.xyz:4"]  # the file's numbering
+    assert [s.frame for s in source.structures] == [0, 3, 4]
+    assert [item["frame"] for item in source.invalid] == [1, 2]
+    path = build_graph_cache(
+        source, cache_dir=tmp_path / "cache", workers=1, progress=False, skip_invalid=True
+    )
+    manifest = read_manifest(path)
+    assert manifest["n_graphs"] == 2
+    assert [(s["file"], s["frame"], s["record"]) for s in manifest["skipped"]] == [
+        (str(bad), 1, None),
+        (str(bad), 2, None),
+        (str(bad), 4, 2),
+    ]
+    reasons = [s["reason"] for s in manifest["skipped"]]
+    assert "0.1" in reasons[0] and "nan" in reasons[1].lower() and "isolated" in reasons[2]
+    assert GraphDataset(path).ids.tolist() == ["mols.xyz:0", "mols.xyz:3"]
+    # A limit counts the file's frames, skipped ones included.
+    assert load_source(str(bad), limit=3, skip_invalid=True).ids == ["mols.xyz:0"]
+
+
+def test_skip_invalid_changes_the_cache_key_only_when_frames_are_skipped(tmp_path, crystal_file):
+    from atomlens.datasets.cache import cache_key
+
+    params = make_params("voronoi")
+    plain = load_source(str(crystal_file))
+    skipping = load_source(str(crystal_file), skip_invalid=True)
+    assert skipping.invalid == [] and cache_key(plain, "voronoi", params) == cache_key(
+        skipping, "voronoi", params
+    )
+    bad = tmp_path / "mols.xyz"
+    bad.write_text(BAD_FRAMES)
+    skipped = load_source(str(bad), skip_invalid=True)
+    assert skipped.fingerprint.endswith(":skipped=1,2")
+    only_bad = tmp_path / "overlaps.xyz"
+    only_bad.write_text("2\n\nH 0 0 0\nH 0.1 0 0\n")
+    with pytest.raises(DataError, match=r"all 1 frames are invalid \(frame 0: "):
+        load_source(str(only_bad), skip_invalid=True)
+
+
+def test_graphs_build_cli_reports_skipped_frames(tmp_path, capsys):
+    from atomlens.cli import main
+
+    bad = tmp_path / "mols.xyz"
+    bad.write_text(BAD_FRAMES)
+    cache = tmp_path / "cache"
+    assert main(["graphs", "build", str(bad), "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert "mols.xyz', frame 1" in err and len(err.strip().splitlines()) == 1
+    assert main(["graphs", "build", str(bad), "--cache-dir", str(cache), "--skip-invalid"]) == 0
+    out = capsys.readouterr().out
+    assert "3 records, 3 skipped" in out
+    assert f"skipped     '{bad}', frame 2: " in out and f"'{bad}', frame 4: " in out
+
+
+def test_training_skips_invalid_frames_and_finds_its_split_again(tmp_path, molecule_file):
+    import ase.io
+
+    from atomlens.config import validate_config
+    from atomlens.inference import load_model
+    from atomlens.training.trainer import train
+    from tests.training.conftest import TINY_MODEL
+
+    frames = ase.io.read(molecule_file, index=":")
+    broken = frames[5].copy()
+    broken.positions[1] = broken.positions[0] + 0.1
+    data = tmp_path / "with_overlap.extxyz"
+    ase.io.write(data, [*frames[:5], broken, *frames[5:]])
+
+    def config(skip: bool):
+        return validate_config(
+            {
+                "run_dir": str(tmp_path / f"run{skip}"),
+                "data": {
+                    "source": str(data),
+                    "target": "homo",
+                    "cache_dir": str(tmp_path / "cache"),
+                    "split": {"train": 8, "val": 2, "test": 2, "seed": 1},
+                    "skip_invalid": skip,
+                },
+                "model": TINY_MODEL,
+                "training": {"epochs": 1, "batch_size": 4, "seed": 0, "threads": 1},
+            }
+        )
+
+    with pytest.raises(StructureError, match=r"with_overlap.extxyz', frame 5"):
+        train(config(False), progress=False)
+    run = train(config(True), progress=False)
+    predictor = load_model(run)
+    skipped = read_manifest(predictor.metadata["cache_entry"])["skipped"]
+    assert [(s["frame"], s["record"]) for s in skipped] == [(5, None)]
+    structures, _ = predictor.split_structures("test")
+    assert len(structures) == 2 and 5 not in [s.frame for s in structures]

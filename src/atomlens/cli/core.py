@@ -99,7 +99,7 @@ def register(commands: Any) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="cache folder (default: $ATOMLENS_CACHE or .cache/atomlens)",
+        help="cache folder (default: $ATOMLENS_CACHE, else ~/.cache/atomlens)",
     )
     build.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     build.add_argument(
@@ -350,7 +350,8 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _graphs_build(args: argparse.Namespace) -> None:
-    from atomlens.datasets.cache import DEFAULT_CACHE_DIR, build_graph_cache, make_params
+    from atomlens.datasets.cache import build_graph_cache, make_params
+    from atomlens.paths import resolve_cache_dir
     from atomlens.datasets.dataset import GraphDataset
     from atomlens.datasets.sources import load_source
     from atomlens.files import check_output_dir
@@ -359,13 +360,15 @@ def _graphs_build(args: argparse.Namespace) -> None:
     _check_count(args.limit, "--limit")
     _check_count(args.workers, "--workers")
     _check_count(args.chunk_size, "--chunk-size")
-    check_output_dir(args.cache_dir or DEFAULT_CACHE_DIR, "--cache-dir")
-    source = load_source(args.source, targets=args.targets, limit=args.limit)
+    check_output_dir(resolve_cache_dir(args.cache_dir), "--cache-dir")
+    source = load_source(
+        args.source, targets=args.targets, limit=args.limit, skip_invalid=args.skip_invalid
+    )
     path = build_graph_cache(
         source,
         args.kind,
         params,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        cache_dir=resolve_cache_dir(args.cache_dir),
         workers=args.workers,
         chunk_size=args.chunk_size,
         skip_invalid=args.skip_invalid,
@@ -419,6 +422,7 @@ def _graphs_info(args: argparse.Namespace) -> None:
 def _print_summary(dataset: Any) -> None:
     from ase.data import chemical_symbols
 
+    from atomlens.errors import describe_location
     from atomlens.files import dumps_json
 
     s = dataset.summary()
@@ -437,4 +441,11 @@ def _print_summary(dataset: Any) -> None:
     print(f"targets     {', '.join(f'{t} [{u}]' if u else t for t, u in m['units'].items())}")
     print(f"built in    {m['build_seconds']:.1f} s")
     for item in m["skipped"][:5]:
-        print(f"skipped     record {item['record']} ({item['id']}): {item['reason']}")
+        where = (
+            describe_location(item["file"], item.get("frame"))
+            if item.get("file")
+            else f"record {item['record']} ({item['id']})"
+        )
+        print(f"skipped     {where}: {item['reason']}")
+    if len(m["skipped"]) > 5:
+        print(f"skipped     ... {len(m['skipped']) - 5} more, listed in the manifest")

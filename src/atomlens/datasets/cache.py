@@ -36,10 +36,10 @@ from atomlens.graphs.graph import Graph
 from atomlens.graphs.schema import FIELDS, GROUPS
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
 from atomlens.locks import exclusive
+from atomlens.paths import resolve_cache_dir
 from atomlens.structures.record import Structure
 
 FORMAT_VERSION = 1
-DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
 GRAPH_KINDS: dict[str, type] = {"voronoi": VoronoiParams, "cutoff": CutoffParams}
 
 
@@ -87,7 +87,7 @@ def build_graph_cache(
     kind: str = "voronoi",
     params: VoronoiParams | CutoffParams | None = None,
     *,
-    cache_dir: Path | str = DEFAULT_CACHE_DIR,
+    cache_dir: Path | str | None = None,
     workers: int | None = None,
     chunk_size: int = 1000,
     skip_invalid: bool = False,
@@ -99,7 +99,7 @@ def build_graph_cache(
         source: Structures and labels.
         kind: ``voronoi`` (SCANN) or ``cutoff``.
         params: Graph parameters (defaults of the kind when None).
-        cache_dir: Folder holding cache entries.
+        cache_dir: Folder holding cache entries (default: see :mod:`atomlens.paths`).
         workers: Processes to use (default: all cores, at most 2 per the target machine).
         chunk_size: Structures per resumable chunk.
         skip_invalid: Skip (and list in the manifest) invalid structures and records with
@@ -116,7 +116,7 @@ def build_graph_cache(
     params = params or make_params(kind)
     if chunk_size < 1:
         raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
-    cache_dir = Path(cache_dir)
+    cache_dir = resolve_cache_dir(cache_dir)
     key = cache_key(source, kind, params)
     final = cache_dir / f"{source.name}-{key}"
     if (final / "manifest.json").is_file():
@@ -365,10 +365,7 @@ def _assemble(
                 if name != "record_range":
                     parts.setdefault(name, []).append(chunk[name])
     merged = {name: np.concatenate(arrays) for name, arrays in parts.items()}
-    skipped = [
-        {"record": int(i), "id": source.ids[int(i)], "reason": str(r)}
-        for i, r in zip(merged.pop("skipped_index"), merged.pop("skipped_reason"), strict=True)
-    ]
+    skipped = _skipped_list(source, merged.pop("skipped_index"), merged.pop("skipped_reason"))
     if merged["record_index"].size == 0:
         raise DataError(f"no valid structure left in '{source.name}' ({len(skipped)} skipped)")
     atom_count = merged.pop("atom_count")
@@ -407,6 +404,29 @@ def _assemble(
     if final.exists():  # a concurrent build finished first; keep its identical result
         return
     os.replace(staging, final)
+
+
+def _skipped_list(source: Source, indices: np.ndarray, reasons: np.ndarray) -> list[dict[str, Any]]:
+    """The manifest's ``skipped`` entries in file order.
+
+    Frames rejected when the source was loaded come with ``record`` None; records whose
+    label or graph failed carry their record index. All name ``file`` and ``frame`` (the
+    file's own numbering, where known), ``id`` and ``reason``.
+    """
+    entries = [{"record": None} | item for item in source.invalid]
+    for index, reason in zip(indices.tolist(), reasons.tolist(), strict=True):
+        structure = source.structures[index]
+        entries.append(
+            {
+                "record": int(index),
+                "file": structure.source,
+                "frame": structure.frame,
+                "id": source.ids[index],
+                "reason": str(reason),
+            }
+        )
+    entries.sort(key=lambda e: (str(e["file"]), -1 if e["frame"] is None else e["frame"]))
+    return entries
 
 
 def read_manifest(path: Path | str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,8 @@ class Source:
         ids: One identifier string per structure.
         fingerprint: Hash identifying the source content and selection.
         units: Unit of each target, where known.
+        invalid: Frames skipped when loading (``skip_invalid``), each as a dict with
+            ``file``, ``frame`` (the file's own numbering), ``id`` and ``reason``.
     """
 
     name: str
@@ -34,6 +37,7 @@ class Source:
     ids: list[str]
     fingerprint: str
     units: dict[str, str] = field(default_factory=dict)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.structures)
@@ -45,6 +49,7 @@ def load_source(
     targets: list[str] | None = None,
     limit: int | None = None,
     id_key: str | None = None,
+    skip_invalid: bool = False,
 ) -> Source:
     """Load a data source from a spec string.
 
@@ -55,12 +60,17 @@ def load_source(
         limit: Keep only the first ``limit`` structures.
         id_key: ``info`` key holding an identifier (default: ``material_id``/``id`` when
             present, else ``<file>:<frame>``).
+        skip_invalid: Skip frames of a file that fail structure validation (overlapping
+            atoms, NaN coordinates, ...) and list them in ``Source.invalid`` instead of
+            raising. ``limit`` still counts the file's frames, skipped ones included.
 
     Returns:
         The loaded Source.
 
     Raises:
         DataError: For an empty source, unknown targets or a missing optional package.
+        StructureError: Naming the file and frame of the first invalid frame (unless
+            ``skip_invalid``).
     """
     if limit is not None and limit <= 0:
         raise DataError(f"limit must be positive, got {limit}")
@@ -71,8 +81,14 @@ def load_source(
 
         source = load_matbench(spec.split(":", 1)[1], limit=limit)
     else:
-        source = _file_source(Path(spec), limit, id_key)
+        source = _file_source(Path(spec), limit, id_key, skip_invalid)
     if not len(source):
+        if source.invalid:
+            first = source.invalid[0]
+            raise DataError(
+                f"data source '{spec}': all {len(source.invalid)} frames are invalid (frame "
+                f"{first['frame']}: {first['reason']})"
+            )
         raise DataError(f"data source '{spec}' contains no structures")
     if targets:
         unknown = [t for t in targets if t not in source.target_names]
@@ -113,9 +129,15 @@ KNOWN_UNITS = {
 }
 
 
-def _file_source(path: Path, limit: int | None, id_key: str | None) -> Source:
+def _file_source(
+    path: Path, limit: int | None, id_key: str | None, skip_invalid: bool = False
+) -> Source:
+    """The frames of one structure file with their numeric ``info`` labels."""
     index = ":" if limit is None else f":{limit}"
-    structures = list(read_structures(path, index=index))
+    invalid: list[StructureError] = []
+    structures = list(
+        read_structures(path, index=index, on_invalid=invalid.append if skip_invalid else None)
+    )
     label_names = _numeric_info_keys(structures)
     targets = np.array(
         [[_as_float(s.info.get(k)) for k in label_names] for s in structures], dtype=np.float64
@@ -127,14 +149,26 @@ def _file_source(path: Path, limit: int | None, id_key: str | None) -> Source:
         missing = next(s.frame for s in structures if id_key not in s.info)
         raise StructureError(f"id key '{id_key}' missing", str(path), missing)
     ids = [str(s.info[key]) if key else f"{path.name}:{s.frame}" for s in structures]
+    fingerprint = f"file:{file_sha256(path)}:{index}"
+    if invalid:  # the content differs from the whole file's: so must the cache key
+        fingerprint += ":skipped=" + ",".join(str(e.frame) for e in invalid)
     return Source(
         name=path.stem if limit is None else f"{path.stem}_first{limit}",
         structures=structures,
         targets=targets,
         target_names=tuple(label_names),
         ids=ids,
-        fingerprint=f"file:{file_sha256(path)}:{index}",
+        fingerprint=fingerprint,
         units={k: KNOWN_UNITS[k] for k in label_names if k in KNOWN_UNITS},
+        invalid=[
+            {
+                "file": str(path),
+                "frame": e.frame,
+                "id": f"{path.name}:{e.frame}",
+                "reason": e.reason,
+            }
+            for e in invalid
+        ],
     )
 
 

@@ -103,6 +103,7 @@ def read_structures(
     *,
     format: str | None = None,
     min_distance: float = DEFAULT_MIN_DISTANCE,
+    on_invalid: Callable[[StructureError], None] | None = None,
 ) -> Iterator[Structure]:
     """Read every frame of a file that ASE can read (extxyz, xyz, CIF, POSCAR, ASE db, ...).
 
@@ -111,9 +112,13 @@ def read_structures(
         index: ASE index string or slice selecting frames (default: all).
         format: ASE format name; guessed from the file name when None.
         min_distance: Smallest allowed interatomic distance in Angstrom.
+        on_invalid: When given, a frame that parses but fails validation (overlapping
+            atoms, NaN coordinates, ...) is passed to it as its StructureError and skipped
+            instead of raised. Frames that cannot be parsed still raise.
 
     Yields:
-        One validated Structure per frame; ``frame`` counts from 0 within the file.
+        One validated Structure per frame; ``frame`` counts from 0 within the file (skipped
+        frames keep their numbers).
 
     Raises:
         StructureError: Naming the file and frame when a frame cannot be parsed or is invalid.
@@ -126,7 +131,7 @@ def read_structures(
         raise FileNotFoundError(f"structure file not found: '{path}'")
     source = str(path)
     if format == "db" or (format is None and path.suffix == ".db"):
-        yield from _read_ase_db(path, index, min_distance)
+        yield from _read_ase_db(path, index, min_distance, on_invalid)
         return
     numbers = _frame_numbers(index, lambda: _count_frames(source, format))
     frames = ase.io.iread(source, index=index, format=format)
@@ -141,8 +146,10 @@ def read_structures(
             raise StructureError(
                 f"cannot parse: {_describe_parse_error(exc)}", source, frame
             ) from exc
-        yield from_ase(atoms, source=source, frame=frame, min_distance=min_distance)
         count += 1
+        structure = _validated(atoms, source, frame, min_distance, on_invalid)
+        if structure is not None:
+            yield structure
     if count == 0:
         total = 0 if _selects_all(index) else _count_frames(source, format)
         if total == 0:
@@ -153,6 +160,23 @@ def read_structures(
             source,
             None,
         )
+
+
+def _validated(
+    atoms: Any,
+    source: str,
+    frame: int | None,
+    min_distance: float,
+    on_invalid: Callable[[StructureError], None] | None,
+) -> Structure | None:
+    """The frame as a Structure, or None when it is invalid and ``on_invalid`` took it."""
+    try:
+        return from_ase(atoms, source=source, frame=frame, min_distance=min_distance)
+    except StructureError as exc:
+        if on_invalid is None:
+            raise
+        on_invalid(exc)
+        return None
 
 
 def _selects_all(index: str | int | slice) -> bool:
@@ -203,7 +227,12 @@ def _frame_numbers(index: str | int | slice, count: Callable[[], int]) -> Iterat
     yield from range(count())[chosen]
 
 
-def _read_ase_db(path: Path, index: str | int | slice, min_distance: float) -> Iterator[Structure]:
+def _read_ase_db(
+    path: Path,
+    index: str | int | slice,
+    min_distance: float,
+    on_invalid: Callable[[StructureError], None] | None = None,
+) -> Iterator[Structure]:
     """Rows of an ASE database; key-value pairs become ``info`` (labels), plus ``db_id``."""
     from ase.db import connect
 
@@ -220,7 +249,9 @@ def _read_ase_db(path: Path, index: str | int | slice, min_distance: float) -> I
         atoms = row.toatoms()
         atoms.info.update(row.key_value_pairs)
         atoms.info["db_id"] = row.id
-        yield from_ase(atoms, source=str(path), frame=frame, min_distance=min_distance)
+        structure = _validated(atoms, str(path), frame, min_distance, on_invalid)
+        if structure is not None:
+            yield structure
 
 
 def _as_slice(index: str | slice) -> slice:

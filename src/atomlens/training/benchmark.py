@@ -170,7 +170,9 @@ def run_benchmark(
 
 def _dataset(config: TrainConfig, progress: bool) -> GraphDataset:
     data = config.data
-    source = load_source(data.source, targets=[data.target], limit=data.limit)
+    source = load_source(
+        data.source, targets=[data.target], limit=data.limit, skip_invalid=data.skip_invalid
+    )
     kind, params = graph_spec(config.model, data.graph)
     path = build_graph_cache(
         source,

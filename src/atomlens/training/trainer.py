@@ -213,7 +213,9 @@ def default_callbacks() -> list[Callback]:
 def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[GraphDataset, Split]:
     """Cached graphs of the configured source and the run's saved split."""
     data = config.data
-    source = load_source(data.source, targets=[data.target], limit=data.limit)
+    source = load_source(
+        data.source, targets=[data.target], limit=data.limit, skip_invalid=data.skip_invalid
+    )
     kind, graph_params = graph_spec(config.model, data.graph)
     params = make_params(kind, **graph_params)
     cache_args = {"cache_dir": data.cache_dir, "skip_invalid": data.skip_invalid}
