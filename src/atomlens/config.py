@@ -54,7 +54,9 @@ class DataConfig(BaseModel):
     target: str = Field(description="label to learn, e.g. homo or formation_energy_per_atom")
     limit: int | None = Field(None, gt=0)
     graph: dict[str, float | bool | None] = Field(default_factory=dict)
-    cache_dir: str = ".cache/atomlens"
+    cache_dir: str | None = Field(
+        None, description="graph cache folder (default: $ATOMLENS_CACHE, else ~/.cache/atomlens)"
+    )
     skip_invalid: bool = False
     split: SplitConfig = Field(default_factory=SplitConfig)
 

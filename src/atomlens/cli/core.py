@@ -99,7 +99,7 @@ def register(commands: Any) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="cache folder (default: $ATOMLENS_CACHE or .cache/atomlens)",
+        help="cache folder (default: $ATOMLENS_CACHE, else ~/.cache/atomlens)",
     )
     build.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     build.add_argument(
@@ -350,16 +350,17 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _graphs_build(args: argparse.Namespace) -> None:
-    from atomlens.datasets.cache import DEFAULT_CACHE_DIR, build_graph_cache, make_params
+    from atomlens.datasets.cache import build_graph_cache, make_params
     from atomlens.datasets.dataset import GraphDataset
     from atomlens.datasets.sources import load_source
     from atomlens.files import check_output_dir
+    from atomlens.paths import resolve_cache_dir
 
     params = make_params(args.kind, **_parse_params(args.param))
     _check_count(args.limit, "--limit")
     _check_count(args.workers, "--workers")
     _check_count(args.chunk_size, "--chunk-size")
-    check_output_dir(args.cache_dir or DEFAULT_CACHE_DIR, "--cache-dir")
+    check_output_dir(resolve_cache_dir(args.cache_dir), "--cache-dir")
     source = load_source(
         args.source, targets=args.targets, limit=args.limit, skip_invalid=args.skip_invalid
     )
@@ -367,7 +368,7 @@ def _graphs_build(args: argparse.Namespace) -> None:
         source,
         args.kind,
         params,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        cache_dir=resolve_cache_dir(args.cache_dir),
         workers=args.workers,
         chunk_size=args.chunk_size,
         skip_invalid=args.skip_invalid,

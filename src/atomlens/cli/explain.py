@@ -71,8 +71,9 @@ def register(commands: Any) -> None:
     validate.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path(".cache/atomlens/orbitals"),
-        help="where orbital weights are kept between runs",
+        default=None,
+        help="where orbital weights are kept between runs "
+        "(default: orbitals/ in $ATOMLENS_CACHE, else ~/.cache/atomlens)",
     )
     validate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_device_argument(validate)
@@ -140,10 +141,12 @@ def _validate_attention(args: argparse.Namespace) -> None:
     from atomlens.explain.validation import validate_attention
     from atomlens.files import check_output_dir, write_json_atomic
     from atomlens.inference import load_model
+    from atomlens.paths import resolve_cache_dir
 
     if args.run.is_dir():  # attention_validation_<orbital>.json goes into the run
         check_output_dir(args.run, "run")
-    check_output_dir(args.cache_dir, "--cache-dir")
+    orbital_cache = args.cache_dir or resolve_cache_dir() / "orbitals"
+    check_output_dir(orbital_cache, "--cache-dir")
     predictor = load_model(args.run, args.checkpoint, args.device)
     reference = args.reference or predictor.target
     if reference not in ("homo", "lumo"):
@@ -156,7 +159,7 @@ def _validate_attention(args: argparse.Namespace) -> None:
     report = validate_attention(
         explain(predictor, structures),
         reference,
-        args.cache_dir,
+        orbital_cache,
         method=args.method,
         basis=args.basis,
         population=args.population,

@@ -36,10 +36,10 @@ from atomlens.graphs.graph import Graph
 from atomlens.graphs.schema import FIELDS, GROUPS
 from atomlens.graphs.voronoi import VoronoiParams, voronoi_graphs
 from atomlens.locks import exclusive
+from atomlens.paths import resolve_cache_dir
 from atomlens.structures.record import Structure
 
 FORMAT_VERSION = 1
-DEFAULT_CACHE_DIR = Path(os.environ.get("ATOMLENS_CACHE", ".cache/atomlens"))
 GRAPH_KINDS: dict[str, type] = {"voronoi": VoronoiParams, "cutoff": CutoffParams}
 
 
@@ -87,7 +87,7 @@ def build_graph_cache(
     kind: str = "voronoi",
     params: VoronoiParams | CutoffParams | None = None,
     *,
-    cache_dir: Path | str = DEFAULT_CACHE_DIR,
+    cache_dir: Path | str | None = None,
     workers: int | None = None,
     chunk_size: int = 1000,
     skip_invalid: bool = False,
@@ -99,7 +99,7 @@ def build_graph_cache(
         source: Structures and labels.
         kind: ``voronoi`` (SCANN) or ``cutoff``.
         params: Graph parameters (defaults of the kind when None).
-        cache_dir: Folder holding cache entries.
+        cache_dir: Folder holding cache entries (default: see :mod:`atomlens.paths`).
         workers: Processes to use (default: all cores, at most 2 per the target machine).
         chunk_size: Structures per resumable chunk.
         skip_invalid: Skip (and list in the manifest) invalid structures and records with
@@ -116,7 +116,7 @@ def build_graph_cache(
     params = params or make_params(kind)
     if chunk_size < 1:
         raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
-    cache_dir = Path(cache_dir)
+    cache_dir = resolve_cache_dir(cache_dir)
     key = cache_key(source, kind, params)
     final = cache_dir / f"{source.name}-{key}"
     if (final / "manifest.json").is_file():

@@ -190,6 +190,9 @@ def _fingerprint(config: TrainConfig, task: str, n_folds: int, seed: int, val: f
     payload.pop("run_dir")
     budget = ("epochs", "max_minutes", "patience", "threads", "device")
     payload["training"] = {k: v for k, v in payload["training"].items() if k not in budget}
+    payload["data"].pop("cache_dir", None)  # where the graphs are cached changes nothing
+    if payload["training"].get("precision") == "fp32":  # the only precision of older folds
+        payload["training"].pop("precision")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -8,9 +8,12 @@ between the two repairs ``metrics.csv`` when it resumes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
+import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +31,8 @@ from atomlens.datasets.cache import library_versions
 from atomlens.datasets.splits import random_split, target_statistics
 from atomlens.device import Prefetcher, autocast, model_device, resolve_device, to_device
 from atomlens.errors import DataError
-from atomlens.files import write_csv, write_json_atomic
+from atomlens.files import write_csv, write_json_atomic, write_text_atomic
+from atomlens.locks import exclusive
 from atomlens.models import build_model, graph_spec
 from atomlens.training.checkpoint import load_checkpoint, save_checkpoint
 from atomlens.training.distributed import (
@@ -210,8 +214,14 @@ def default_callbacks() -> list[Callback]:
     return [EarlyStopping(), TimeBudget(), Checkpointer(), MetricsCsv(), ProgressLog()]
 
 
-def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[GraphDataset, Split]:
-    """Cached graphs of the configured source and the run's saved split."""
+def prepare_data(
+    config: TrainConfig, info: DistInfo, run_dir: Path, *, use_saved_split: bool = True
+) -> tuple[GraphDataset, Split]:
+    """Cached graphs of the configured source and the run's split.
+
+    The split is the one saved in ``run_dir`` when there is one (and ``use_saved_split``),
+    else a new one from the config; saving a new split is the caller's job.
+    """
     data = config.data
     source = load_source(
         data.source, targets=[data.target], limit=data.limit, skip_invalid=data.skip_invalid
@@ -226,7 +236,7 @@ def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[Gr
         path = build_graph_cache(source, kind, params, progress=False, **cache_args)
     dataset = GraphDataset(path)
     split_file = run_dir / "split.json"
-    if split_file.is_file():
+    if use_saved_split and split_file.is_file():
         split = Split.load(split_file)
         if split.n_total != len(dataset):
             raise DataError(
@@ -236,8 +246,6 @@ def prepare_data(config: TrainConfig, info: DistInfo, run_dir: Path) -> tuple[Gr
     else:
         s = data.split
         split = random_split(len(dataset), train=s.train, val=s.val, test=s.test, seed=s.seed)
-        if info.is_main:
-            split.save(split_file)
     if split.val.size == 0:
         raise DataError("the validation split is empty; set data.split.val > 0")
     return dataset, split
@@ -329,19 +337,32 @@ def predict_indices(
 RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "threads", "device")
 
 
-def _check_run_dir(run_dir: Path, config: TrainConfig, overwrite: bool) -> bool:
-    """True when an existing run with a compatible config should be resumed."""
+# Files of a run that --overwrite replaces (only after the new config and data validated).
+RUN_FILES = (
+    "checkpoints/last.pt",
+    "checkpoints/best.pt",
+    "metrics.csv",
+    "split.json",
+    "metadata.json",
+    "training_summary.json",
+)
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig, overwrite: bool) -> str:
+    """What to do with the run directory: ``new``, ``resume`` or ``replace`` (nothing deleted).
+
+    Raises:
+        DataError: If it holds a run with another configuration and ``overwrite`` is False.
+    """
     saved = run_dir / "config.yaml"
     if not saved.is_file():
-        return False
+        return "new"
     if _comparable(_normalised(yaml.safe_load(saved.read_text()))) == _comparable(
         config.model_dump(mode="json")
     ):
-        return (run_dir / "checkpoints" / "last.pt").is_file()
+        return "resume" if (run_dir / "checkpoints" / "last.pt").is_file() else "new"
     if overwrite:
-        for name in ("checkpoints/last.pt", "checkpoints/best.pt", "metrics.csv", "split.json"):
-            (run_dir / name).unlink(missing_ok=True)
-        return False
+        return "replace"
     raise DataError(
         f"run directory '{run_dir}' holds a run with a different configuration (only "
         f"training.{', training.'.join(RESUMABLE_CHANGES)} may change on resume); "
@@ -359,7 +380,37 @@ def _normalised(raw: Any) -> dict[str, Any]:
 
 def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
     training = {k: v for k, v in raw.get("training", {}).items() if k not in RESUMABLE_CHANGES}
-    return raw | {"training": training}
+    # Where the (content-addressed) graph cache lives does not change a run.
+    data = {k: v for k, v in raw.get("data", {}).items() if k != "cache_dir"}
+    return raw | {"training": training, "data": data}
+
+
+def remove_stale_temporary_files(folder: Path) -> list[Path]:
+    """Delete temporary files that killed writers left in ``folder`` (``.<name>.tmp<pid>.*``).
+
+    A file is stale when the process that wrote it no longer runs; a live writer's file is
+    kept. Returns the files removed.
+    """
+    removed = []
+    for path in folder.glob(".*.tmp*"):
+        match = re.search(r"\.tmp(\d+)", path.name)
+        if match is None or not path.is_file() or _process_alive(int(match.group(1))):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own earlier incarnation cannot be writing now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def train(
@@ -391,13 +442,22 @@ def train(
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     info = init_distributed(device)
     try:
-        trainer = Trainer(config, info, overwrite=overwrite, progress=progress)
-        trainer.callbacks.extend(callbacks or [])
-        return trainer.run()
+        with contextlib.ExitStack() as held:
+            if info.is_main:  # one process per run directory (the ranks of one job share it)
+                held.enter_context(run_dir_lock(Path(config.run_dir)))
+            trainer = Trainer(config, info, overwrite=overwrite, progress=progress)
+            trainer.callbacks.extend(callbacks or [])
+            return trainer.run()
     finally:
         shutdown(info)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def run_dir_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock on a run directory (a hidden lock file beside it); refuses if held."""
+    lock_file = run_dir.absolute().parent / f".{run_dir.absolute().name}.lock"
+    return exclusive(lock_file, f"run directory '{run_dir}'", wait=False)
 
 
 class Trainer:
@@ -443,16 +503,30 @@ class Trainer:
             torch.set_num_threads(t.threads)
         if self.device.type == "cpu":  # cheap there; on CUDA it would slow the scatters
             torch.use_deterministic_algorithms(True, warn_only=True)
-        resume = False
+        action = "new"
         if info.is_main:
-            resume = _check_run_dir(self.run_dir, self.config, self.overwrite)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(dump_config(self.config))
+            action = _check_run_dir(self.run_dir, self.config, self.overwrite)
         barrier(info)
         if not info.is_main:
-            resume = (self.run_dir / "checkpoints" / "last.pt").is_file()
+            action = "resume" if (self.run_dir / "checkpoints" / "last.pt").is_file() else "new"
+        resume = action == "resume"
 
-        self.dataset, self.split = prepare_data(self.config, info, self.run_dir)
+        # Config and data are validated before anything of an old run is replaced.
+        self.dataset, self.split = prepare_data(
+            self.config, info, self.run_dir, use_saved_split=action != "replace"
+        )
+        if info.is_main:
+            if action == "replace":
+                for name in RUN_FILES:
+                    (self.run_dir / name).unlink(missing_ok=True)
+                log.info("replaced the earlier run in %s (--overwrite)", self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temporary_files(self.run_dir / "checkpoints"):
+                log.info("removed %s, left by a killed checkpoint write", stale)
+            write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
+            if not (self.run_dir / "split.json").is_file():
+                self.split.save(self.run_dir / "split.json")
+        barrier(info)
         targets = self.dataset.targets
         mean, std = target_statistics(targets, self.split.train)
         self.scaling = Scaling(float(mean[0]), float(std[0]))
@@ -661,7 +735,7 @@ def _write_metadata(trainer: Trainer) -> None:
         "unit": dataset.manifest["units"].get(config.data.target, ""),
         "scaling": {"mean": trainer.scaling.mean, "std": trainer.scaling.std},
         "graph": dataset.manifest["graph"],
-        "cache_entry": str(dataset.path),
+        "cache_entry": str(dataset.path.absolute()),
         "split": {
             "seed": split.seed,
             "train": int(split.train.size),
