@@ -71,12 +71,17 @@ def register(commands: Any) -> None:
         help="predict for new structures; write extxyz and CSV with per-atom attention",
         description="Predict the run's target for every structure of the given files (any "
         "format ASE reads). Writes <name>.atomlens.extxyz (info key atomlens_<target>, "
-        "per-atom array atomlens_attention), predictions.csv and attention.csv.",
+        "per-atom array atomlens_attention), predictions.csv and attention.csv. <name> is the "
+        "file's stem; inputs sharing a stem get <parent folder>_<stem> (and _1, _2, ... if "
+        "that still clashes). All or nothing: when an input fails, --out is left as it was.",
     )
     predict.add_argument("run", type=Path, help="run directory")
     predict.add_argument("files", type=Path, nargs="+", help="structure files")
     predict.add_argument(
-        "--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)"
+        "--out",
+        type=Path,
+        default=Path("predictions"),
+        help="output folder (default: predictions); written only when every input succeeded",
     )
     predict.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_device_argument(predict)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from atomlens.explain.attention import Explanation, explain
 from atomlens.explain.faithfulness import MaskMode, check_capable, faithfulness
 from atomlens.files import safe_filename, write_csv, write_json_atomic
 from atomlens.inference import Predictor
+from atomlens.predict_files import staged_outputs
 from atomlens.structures.record import Structure
 
 
@@ -30,7 +33,10 @@ def write_report(
     Args:
         predictor: The trained model.
         structures: Structures to explain.
-        out_dir: Output folder (created).
+        out_dir: Output folder (created). Written all or nothing: the files are staged
+            inside it and moved into place when all are written; a failure leaves it as it
+            was. Outputs of an earlier report that this one does not rewrite (per-structure
+            figures, faithfulness and capsule files) are removed on success.
         local: Add per-layer local attention columns.
         structure_figures: Per-structure bar charts for at most this many structures.
         page_limit: The HTML page holds at most this many structures (the tables all).
@@ -38,14 +44,88 @@ def write_report(
         progress: Show progress bars.
 
     Returns:
-        The explanations and the files written.
+        The explanations (names made distinct, see :func:`distinct_names`) and the files
+        written.
     """
     if not structures:
         raise DataError("no structures to explain")
     if faithfulness_mode is not None:  # before the long work, not after it
         check_capable(predictor, faithfulness_mode)
-    explanations = explain(predictor, list(structures), local=local)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    explanations = distinct_names(explain(predictor, list(structures), local=local))
+    with staged_outputs(Path(out_dir), stale=STALE_OUTPUTS) as staging:
+        written = _write_all(
+            predictor,
+            explanations,
+            staging,
+            structure_figures=structure_figures,
+            page_limit=page_limit,
+            faithfulness_mode=faithfulness_mode,
+            progress=progress,
+        )
+        written = [Path(out_dir) / p.relative_to(staging) for p in written]
+    return explanations, written
+
+
+# Outputs of an earlier report that a new one may not rewrite: removed when it succeeds.
+STALE_OUTPUTS = (
+    "figures/attention_[0-9][0-9][0-9][0-9]_*.png",
+    "faithfulness.json",
+    "faithfulness.csv",
+    "figures/faithfulness.png",
+    "capsules.json",
+    "capsules.npz",
+    "figures/capsule_*.png",
+)
+
+
+def distinct_names(explanations: list[Explanation]) -> list[Explanation]:
+    """The explanations with names made distinct where inputs share a file name or id.
+
+    Structures of files with the same name in different folders are named with the folder:
+    ``a/mol.xyz#0`` and ``b/mol.xyz#0`` instead of ``mol.xyz#0`` twice. An id shared by
+    several structures gets the file and frame in brackets, and a counter ``(1)``, ``(2)``,
+    ... settles what still clashes.
+    """
+    folders: dict[str, set[Path]] = {}
+    for item in explanations:
+        if item.structure.source:
+            path = Path(item.structure.source).resolve()
+            folders.setdefault(path.name, set()).add(path)
+    counts = Counter(item.name for item in explanations)
+    renamed = []
+    for item in explanations:
+        name, source, frame = item.name, item.structure.source, item.structure.frame
+        if source:
+            path = Path(source).resolve()
+            short = f"{path.name}#{frame}" if frame is not None else path.name
+            where = f"{path.parent.name}/{short}"
+            if name == short and len(folders[path.name]) > 1:
+                name = where
+            elif name != short and counts[name] > 1:
+                name = f"{name} ({where})"
+        renamed.append(name)
+    again = Counter(renamed)
+    seen: Counter[str] = Counter()
+    result = []
+    for item, name in zip(explanations, renamed, strict=True):
+        if again[name] > 1:
+            seen[name] += 1
+            name = f"{name} ({seen[name]})"
+        result.append(item if name == item.name else dataclasses.replace(item, name=name))
+    return result
+
+
+def _write_all(
+    predictor: Predictor,
+    explanations: list[Explanation],
+    out_dir: Path,
+    *,
+    structure_figures: int,
+    page_limit: int,
+    faithfulness_mode: MaskMode | None,
+    progress: bool,
+) -> list[Path]:
+    """Write every output of :func:`write_report` into ``out_dir``; returns the files."""
     figure_dir = out_dir / "figures"
     written = [
         tables.write_extxyz(explanations, out_dir / "explanations.extxyz"),
@@ -73,4 +153,4 @@ def write_report(
             write_csv(out_dir / "faithfulness.csv", header, rows),
             figures.plot_faithfulness(report, figure_dir / "faithfulness.png"),
         ]
-    return explanations, written
+    return written
