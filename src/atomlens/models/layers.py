@@ -7,8 +7,12 @@ accumulation, which dominated the backward pass of SCANN on CPU.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -70,6 +74,81 @@ def segment_softmax(logits: torch.Tensor, segment: torch.Tensor, n_segments: int
     shifted = torch.exp(x - gather(segment_max(x.detach(), segment, n_segments), segment))
     totals = segment_sum(shifted, segment, n_segments)
     return (shifted / gather(totals, segment)).to(dtype)
+
+
+class _EdgeAttention(torch.autograd.Function):
+    """Forward and hand-written backward of :func:`edge_attention` (see there)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, q: torch.Tensor, k: torch.Tensor, centers: torch.Tensor, n_atoms: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.set_materialize_grads(False)
+        n_edges, heads, head_dim = k.shape
+        q_edge = q.index_select(0, centers)
+        # Sums over the head dimension as matrix-vector products: much faster on CPU than
+        # .sum(-1) over a short innermost dimension. The 1/sqrt(head_dim) goes in the vector.
+        scaled_ones = k.new_full((head_dim,), 1.0 / math.sqrt(head_dim))
+        product = q_edge * k
+        logits = product.view(-1, head_dim).mv(scaled_ones).view(n_edges, heads)
+        weights = segment_softmax(logits, centers, n_atoms)
+        weighted = torch.mul(k, weights.unsqueeze(-1), out=product)
+        attended = segment_sum(weighted, centers, n_atoms)
+        ctx.save_for_backward(q_edge, k, weights, centers)
+        ctx.n_atoms = n_atoms
+        return attended, weights
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, grad_attended: torch.Tensor | None, grad_weights: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        q_edge, k, weights, centers = ctx.saved_tensors
+        n_edges, heads, head_dim = k.shape
+        ones = k.new_ones(head_dim)
+        if grad_attended is None:
+            grad_k = torch.zeros_like(k)
+            grad_w = torch.zeros_like(weights)
+        else:
+            grad_k = grad_attended.index_select(0, centers)  # (E, H, hd), our own buffer
+            grad_w = (grad_k * k).view(-1, head_dim).mv(ones).view(n_edges, heads)
+            grad_k.mul_(weights.unsqueeze(-1))
+        if grad_weights is not None:
+            grad_w = grad_w + grad_weights
+        # Softmax backward within each segment, then the 1/sqrt(head_dim) of the logits.
+        wg = weights * grad_w
+        totals = segment_sum(wg, centers, ctx.n_atoms).index_select(0, centers)
+        grad_logits = (wg - weights * totals) / math.sqrt(head_dim)
+        grad_q = None
+        if ctx.needs_input_grad[0]:
+            grad_q = segment_sum(k * grad_logits.unsqueeze(-1), centers, ctx.n_atoms)
+        grad_k.addcmul_(q_edge, grad_logits.unsqueeze(-1))
+        return grad_q, grad_k, None, None
+
+
+def edge_attention(
+    q: torch.Tensor, k: torch.Tensor, centers: torch.Tensor, n_atoms: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-head attention of each atom over its edges, with a fused backward.
+
+    Equal to ``w = segment_softmax((q[centers] * k).sum(-1) / sqrt(hd), centers, n)``
+    and ``attended = segment_sum(w[..., None] * k, centers, n)``, but the backward pass is
+    written out (fewer passes over the (E, H, hd) tensors than autograd's). Not twice
+    differentiable.
+
+    Args:
+        q: (N, H, hd) queries of the atoms.
+        k: (E, H, hd) keys (also the values) of the edges.
+        centers: (E,) centre atom of each edge.
+        n_atoms: N.
+
+    Returns:
+        ``attended`` (N, H, hd) and the attention weights ``w`` (E, H).
+    """
+    if q.dtype != k.dtype:  # e.g. mixed under autocast: compute in the wider type
+        dtype = torch.promote_types(q.dtype, k.dtype)
+        q, k = q.to(dtype), k.to(dtype)
+    return _EdgeAttention.apply(q, k, centers, n_atoms)
 
 
 class GaussianExpansion(nn.Module):

@@ -18,6 +18,7 @@ from atomlens.batching import Batch
 from atomlens.models.base import ModelConfigBase
 from atomlens.models.layers import (
     GaussianExpansion,
+    edge_attention,
     gather,
     output_activation,
     segment_softmax,
@@ -84,10 +85,10 @@ class LocalAttention(nn.Module):
             gate = F.silu(self.edge_update(rbf_distance)) * ratio.unsqueeze(-1)
         q = self.query(h)
         k = self.key(gather(h, neighbors) * gate).view(-1, self.heads, head_dim)
-        q_edge = gather(q, centers).view(-1, self.heads, head_dim)
-        logits = (q_edge * k).sum(-1) / math.sqrt(head_dim)
-        weights = segment_softmax(logits, centers, n_atoms)
-        attended = segment_sum(weights.unsqueeze(-1) * k, centers, n_atoms).view(n_atoms, d)
+        attended, weights = edge_attention(
+            q.view(n_atoms, self.heads, head_dim), k, centers, n_atoms
+        )
+        attended = attended.view(n_atoms, d)
         u = self.attn_norm(attended + q)
         h = self.ffn_norm(u + self.ffn_dropout(self.ffn(u)))
         return h, edge, weights
