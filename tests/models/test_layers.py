@@ -17,7 +17,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from atomlens.models.layers import GaussianExpansion, segment_max, segment_softmax
+from atomlens.models.layers import (
+    GaussianExpansion,
+    edge_attention,
+    segment_max,
+    segment_softmax,
+)
 from atomlens.models.scann import N_ELEMENTS, Scann, ScannConfig
 
 SMALL = {
@@ -293,3 +298,35 @@ def test_scann_plus_forward_and_backward_under_autocast_bf16():
     loss.backward()
     assert torch.isfinite(out["prediction"].float()).all()
     assert all(torch.isfinite(p.grad).all() for p in new.parameters() if p.grad is not None)
+
+
+def reference_edge_attention(q, k, centers, n_atoms):
+    logits = (q[centers] * k).sum(-1) / math.sqrt(k.shape[-1])
+    weights = old_segment_softmax(logits, centers, n_atoms)
+    return old_segment_sum(weights.unsqueeze(-1) * k, centers, n_atoms), weights
+
+
+@pytest.mark.parametrize("use_weights", [True, False])
+def test_edge_attention_equals_the_plain_formula_in_value_and_gradient(use_weights):
+    g = torch.Generator().manual_seed(5)
+    centers = torch.tensor([0, 0, 1, 1, 1, 3, 4, 4])  # atom 2 has no edges
+    q = torch.randn(5, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(8, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    fast = edge_attention(q, k, centers, 5)
+    slow = reference_edge_attention(q, k, centers, 5)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b)
+    up_att = torch.randn(5, 2, 3, generator=g, dtype=torch.float64)
+    up_w = torch.randn(8, 2, generator=g, dtype=torch.float64)
+
+    def loss(out):
+        return (out[0] * up_att).sum() + ((out[1] * up_w).sum() if use_weights else 0)
+
+    grads_fast = torch.autograd.grad(loss(fast), (q, k))
+    grads_slow = torch.autograd.grad(loss(slow), (q, k))
+    for a, b in zip(grads_fast, grads_slow, strict=True):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda q, k: edge_attention(q, k, centers, 5), (q, k))
+    weights_only = torch.autograd.grad(edge_attention(q, k, centers, 5)[1].pow(2).sum(), k)[0]
+    expected = torch.autograd.grad(reference_edge_attention(q, k, centers, 5)[1].pow(2).sum(), k)
+    torch.testing.assert_close(weights_only, expected[0])

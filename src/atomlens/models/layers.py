@@ -106,12 +106,14 @@ class _EdgeAttention(torch.autograd.Function):
         q_edge, k, weights, centers = ctx.saved_tensors
         n_edges, heads, head_dim = k.shape
         ones = k.new_ones(head_dim)
+        scratch = torch.empty_like(k)  # reused for two (E, H, hd) temporaries
         if grad_attended is None:
             grad_k = torch.zeros_like(k)
             grad_w = torch.zeros_like(weights)
         else:
             grad_k = grad_attended.index_select(0, centers)  # (E, H, hd), our own buffer
-            grad_w = (grad_k * k).view(-1, head_dim).mv(ones).view(n_edges, heads)
+            torch.mul(grad_k, k, out=scratch)
+            grad_w = scratch.view(-1, head_dim).mv(ones).view(n_edges, heads)
             grad_k.mul_(weights.unsqueeze(-1))
         if grad_weights is not None:
             grad_w = grad_w + grad_weights
@@ -121,7 +123,8 @@ class _EdgeAttention(torch.autograd.Function):
         grad_logits = (wg - weights * totals) / math.sqrt(head_dim)
         grad_q = None
         if ctx.needs_input_grad[0]:
-            grad_q = segment_sum(k * grad_logits.unsqueeze(-1), centers, ctx.n_atoms)
+            torch.mul(k, grad_logits.unsqueeze(-1), out=scratch)
+            grad_q = segment_sum(scratch, centers, ctx.n_atoms)
         grad_k.addcmul_(q_edge, grad_logits.unsqueeze(-1))
         return grad_q, grad_k, None, None
 

@@ -79,7 +79,8 @@ class LocalAttention(nn.Module):
         n_atoms, d = h.shape
         head_dim = d // self.heads
         if self.plus:
-            edge = self.edge_norm(edge + F.silu(self._edge_update(h, edge, centers, neighbors)))
+            update = self._edge_update(h, edge, centers, neighbors)
+            edge = self.edge_norm(F.silu(update).add_(edge))  # silu's backward needs its input only
             gate = edge
         else:
             gate = F.silu(self.edge_update(rbf_distance)) * ratio.unsqueeze(-1)
