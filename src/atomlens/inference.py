@@ -49,6 +49,63 @@ class Prediction:
             (int(i), int(self.structure.numbers[i]), float(self.atom_attention[i])) for i in order
         ]
 
+    @property
+    def labels(self) -> dict[str, Any]:
+        """The prediction and its unit as ``atomlens_<target>`` / ``atomlens_<target>_unit``.
+
+        The unit is left out when the model has none (an empty extxyz value does not parse).
+        """
+        labels: dict[str, Any] = {f"atomlens_{self.target}": self.value}
+        if self.unit:
+            labels[f"atomlens_{self.target}_unit"] = self.unit
+        return labels
+
+    def to_ase(self) -> Any:
+        """The structure as ``ase.Atoms`` carrying the prediction, so ``ase.io.write`` keeps it.
+
+        ``info`` gains :attr:`labels`, ``arrays`` gains ``atomlens_attention``; the input's
+        own info and per-atom arrays (forces, tags, ...) are kept.
+        """
+        from atomlens.structures.io import to_ase
+
+        atoms = to_ase(self.structure)
+        atoms.info.update(self.labels)
+        atoms.arrays["atomlens_attention"] = self.atom_attention.copy()
+        return atoms
+
+    def to_pymatgen(self) -> Any:
+        """The structure as a pymatgen ``Structure`` (crystal) or ``Molecule`` (molecule).
+
+        Each site has the property ``atomlens_attention``; ``.properties`` holds
+        :attr:`labels` (the prediction and its unit).
+
+        Raises:
+            DataError: If pymatgen is not installed.
+        """
+        try:
+            from pymatgen.core import Lattice, Molecule
+            from pymatgen.core import Structure as PymatgenStructure
+        except ImportError:
+            raise DataError("to_pymatgen needs pymatgen: pip install pymatgen") from None
+        record = self.structure
+        sites = {"atomlens_attention": [float(a) for a in self.atom_attention]}
+        if record.is_periodic:
+            return PymatgenStructure(
+                Lattice(record.cell),
+                record.numbers.tolist(),
+                record.positions,
+                coords_are_cartesian=True,
+                site_properties=sites,
+                properties=self.labels,
+            )
+        return Molecule(
+            record.numbers.tolist(),
+            record.positions,
+            site_properties=sites,
+            properties=self.labels,
+            charge_spin_check=False,
+        )
+
 
 class Predictor:
     """A trained SCANN or SEN model with its graph parameters and target scaling.

@@ -118,8 +118,11 @@ def _qm9_source(limit: int | None) -> Source:
     )
 
 
-# Units of common labels of structure files (Materials Project conventions).
+# Units of common labels of structure files (Materials Project conventions; ASE's eV for
+# the energies ASE itself reads, e.g. an extxyz ``energy=``).
 KNOWN_UNITS = {
+    "energy": "eV",
+    "free_energy": "eV",
     "formation_energy_per_atom": "eV/atom",
     "energy_per_atom": "eV/atom",
     "e_above_hull": "eV/atom",

@@ -17,7 +17,8 @@ def write_extxyz(explanations: Sequence[Explanation], path: Path) -> Path:
 
     Per atom: ``atomlens_attention``, ``atomlens_attention_rank``, ``atomlens_coordination``
     and, when collected, ``atomlens_local_attention_<layer>``. Per frame: the prediction as
-    ``atomlens_<target>`` and the name as ``atomlens_name``.
+    ``atomlens_<target>``, its unit (if any) as ``atomlens_<target>_unit`` and the name as
+    ``atomlens_name``. The input's own info and per-atom arrays (forces, tags, ...) are kept.
     """
     import ase.io
 
@@ -25,6 +26,8 @@ def write_extxyz(explanations: Sequence[Explanation], path: Path) -> Path:
     for item in explanations:
         atoms = to_ase(item.structure)
         atoms.info[f"atomlens_{item.target}"] = item.value
+        if item.unit:  # an empty extxyz value would not parse
+            atoms.info[f"atomlens_{item.target}_unit"] = item.unit
         atoms.info["atomlens_name"] = item.name
         atoms.arrays[ATTENTION_COLUMN] = item.attention
         atoms.arrays["atomlens_attention_rank"] = item.rank

@@ -20,7 +20,15 @@ def from_ase(
     frame: int | None = None,
     min_distance: float = DEFAULT_MIN_DISTANCE,
 ) -> Structure:
-    """Convert an ``ase.Atoms`` into a validated Structure (``atoms.info`` is kept)."""
+    """Convert an ``ase.Atoms`` into a validated Structure.
+
+    ``atoms.info`` and the other per-atom arrays (tags, charges, ...) are kept, and so are
+    the results of an attached calculator: scalar ones (``energy``, ``free_energy``, ...)
+    join ``info`` where it lacks the key, so they are labels like any ``info`` value (ASE
+    >= 3.23 reads an extxyz ``energy=`` into a SinglePointCalculator, not into ``info``);
+    per-atom ones (``forces``, ...) join ``arrays``.
+    """
+    info, arrays = _ase_extras(atoms)
     return make_structure(
         atoms.numbers,
         atoms.positions,
@@ -28,9 +36,30 @@ def from_ase(
         atoms.pbc,
         source=source,
         frame=frame,
-        info=dict(atoms.info),
+        info=info,
+        arrays=arrays,
         min_distance=min_distance,
     )
+
+
+def _ase_extras(atoms: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(info, per-atom arrays)`` of an ase.Atoms, with its calculator's results merged in."""
+    from ase.io.extxyz import per_atom_properties
+
+    info = dict(atoms.info)
+    arrays = {
+        name: np.array(values)
+        for name, values in atoms.arrays.items()
+        if name not in ("numbers", "positions")
+    }
+    results = getattr(atoms.calc, "results", None) if atoms.calc is not None else None
+    for name, value in (results or {}).items():
+        if np.ndim(value) == 0:
+            if name not in info and isinstance(value, int | float | np.integer | np.floating):
+                info[name] = value.item() if isinstance(value, np.generic) else value
+        elif name in per_atom_properties and np.shape(value)[:1] == (len(atoms),):
+            arrays.setdefault(name, np.array(value))
+    return info, arrays
 
 
 def from_pymatgen(
@@ -67,7 +96,7 @@ def from_pymatgen(
 
 
 def to_ase(structure: Structure) -> Any:
-    """Convert a Structure back into an ``ase.Atoms`` (with its info)."""
+    """Convert a Structure back into an ``ase.Atoms`` (with its info and per-atom arrays)."""
     from ase import Atoms
 
     atoms = Atoms(
@@ -77,6 +106,8 @@ def to_ase(structure: Structure) -> Any:
         pbc=structure.pbc,
     )
     atoms.info.update(structure.info)
+    for name, values in structure.arrays.items():
+        atoms.arrays[name] = np.array(values)
     return atoms
 
 

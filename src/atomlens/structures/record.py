@@ -29,6 +29,8 @@ class Structure:
         source: File name or description of where the structure came from.
         frame: Index of the structure inside ``source``.
         info: Free-form per-structure metadata (labels, ids).
+        arrays: Other per-atom arrays of the input (forces, tags, charges, ...), each with
+            first dimension N; kept so that output files carry them on.
     """
 
     numbers: np.ndarray
@@ -38,6 +40,7 @@ class Structure:
     source: str | None = None
     frame: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.numbers.shape[0])
@@ -69,6 +72,7 @@ def make_structure(
     source: str | None = None,
     frame: int | None = None,
     info: dict[str, Any] | None = None,
+    arrays: dict[str, Any] | None = None,
     min_distance: float = DEFAULT_MIN_DISTANCE,
 ) -> Structure:
     """Build and validate a Structure.
@@ -81,6 +85,7 @@ def make_structure(
         source: Where the structure came from (used in error messages).
         frame: Index of the structure inside ``source``.
         info: Metadata to keep with the structure.
+        arrays: Other per-atom arrays to keep (first dimension N).
         min_distance: Smallest allowed interatomic distance in Angstrom.
 
     Returns:
@@ -130,6 +135,13 @@ def make_structure(
             raise fail(f"periodic cell has zero volume ({volume:.3g} A^3)")
     else:
         cell_arr = np.zeros((3, 3))
+    extra = {name: np.array(values) for name, values in (arrays or {}).items()}
+    for name, values in extra.items():
+        if values.shape[:1] != (numbers_arr.size,):
+            raise fail(
+                f"per-atom array '{name}' has shape {values.shape}, "
+                f"expected ({numbers_arr.size}, ...)"
+            )
 
     structure = Structure(
         numbers=numbers_arr,
@@ -139,6 +151,7 @@ def make_structure(
         source=source,
         frame=frame,
         info=dict(info or {}),
+        arrays=extra,
     )
     check_min_distance(structure, min_distance)
     return structure
