@@ -11,7 +11,12 @@ from atomlens.errors import DataError
 from atomlens.explain.report import write_report
 from atomlens.inference import load_model
 from atomlens.structures import read_structures
-from atomlens.training.benchmark import resolve_task, run_benchmark
+from atomlens.training.benchmark import (
+    matbench_results_dict,
+    read_test_predictions,
+    resolve_task,
+    run_benchmark,
+)
 from atomlens.training.trainer import learning_rate
 
 CRYSTALS = "tests/data/mp_crystals_sample.extxyz"
@@ -65,13 +70,39 @@ def test_benchmark_reports_every_fold_on_disjoint_test_sets(sen_benchmark):
     assert table.count("\n| ") == 5 and "mean" in table
 
 
+def test_test_predictions_carry_the_records_ids(sen_benchmark):
+    root, _, summary = sen_benchmark
+    material_ids = [s.info["material_id"] for s in read_structures(CRYSTALS)]
+    labels = {
+        s.info["material_id"]: s.info["formation_energy_per_atom"]
+        for s in read_structures(CRYSTALS)
+    }
+    seen = []
+    for k in range(3):
+        split = Split.load(root / "sen" / f"fold_{k}" / "split.json")
+        ids, reference, predicted = read_test_predictions(root / "sen" / f"fold_{k}")
+        assert ids == [material_ids[i] for i in split.test]  # the data's ids, in row order
+        assert reference == pytest.approx([labels[i] for i in ids])
+        result = json.loads((root / "sen" / f"fold_{k}" / "result.json").read_text())
+        assert np.mean(np.abs(predicted - reference)) == pytest.approx(result["mae"], rel=1e-5)
+        seen += ids
+    assert sorted(seen) == sorted(material_ids) and summary["skipped_records"] == []
+    document = matbench_results_dict(root / "sen", "formation_energy_per_atom", 3, summary)
+    task = document["tasks"]["formation_energy_per_atom"]
+    assert document["benchmark_name"] == task["benchmark_name"] == "atomlens"  # not MatBench's
+    assert sorted(task["results"]) == ["fold_0", "fold_1", "fold_2"]
+    assert sum(len(f["data"]) for f in task["results"].values()) == 14
+
+
 def test_rerun_keeps_finished_folds_and_resumes_an_interrupted_one(sen_benchmark, caplog):
     caplog.set_level(logging.INFO, logger="atomlens")
     root, overrides, summary = sen_benchmark
     kept = root / "sen" / "fold_0" / "result.json"
     before = kept.stat().st_mtime_ns
     (root / "sen" / "fold_2" / "result.json").unlink()  # killed after training, before scoring
+    (root / "sen" / "fold_0" / "test_predictions.csv").unlink()  # a fold of an older version
     again = sen_run(root, overrides)
+    assert (root / "sen" / "fold_0" / "test_predictions.csv").is_file()
     printed = caplog.text
     assert "fold 0: done before" in printed and "resuming" in printed
     assert kept.stat().st_mtime_ns == before

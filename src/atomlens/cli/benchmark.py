@@ -19,7 +19,12 @@ def register(commands: Any) -> None:
         description="Train and test a model on each of k folds (MatBench's definition: "
         "KFold(shuffle, seed 18012019)), with an inner validation split for early "
         "stopping. Writes per-fold and mean MAE to <out>/benchmark.json and a table to "
-        "<out>/benchmark.md. Rerunning the same command resumes: finished folds are kept, "
+        "<out>/benchmark.md, each fold's per-record test predictions to "
+        "<out>/fold_<k>/test_predictions.csv (id, reference, prediction) and, with "
+        "--matbench-results, MatBench's result file <out>/results.json.gz. Folds are computed "
+        "over all records of the task; records skipped (invalid, no label, no graph) leave "
+        "their fold without moving others and are listed in benchmark.json. Rerunning the "
+        "same command resumes: finished folds are kept, "
         "an interrupted fold continues from its last checkpoint.",
     )
     bench.add_argument(
@@ -57,6 +62,12 @@ def register(commands: Any) -> None:
         default=0.1,
         help="share of each fold's training data used for early stopping (default: 0.1)",
     )
+    bench.add_argument(
+        "--matbench-results",
+        action="store_true",
+        help="also write <out>/results.json.gz in MatBench's result-file format "
+        "(MatbenchBenchmark.to_file) once every fold is done",
+    )
     bench.set_defaults(handler=_benchmark)
 
 
@@ -89,7 +100,10 @@ def _benchmark(args: argparse.Namespace) -> None:
         overrides=overrides,
         folds=args.only_fold,
         progress=sys.stderr.isatty(),
+        matbench_results=args.matbench_results,
     )
     print()
     print(format_table(summary))
     print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.md'}")
+    if summary["matbench_results"]:
+        print(f"wrote {args.out / summary['matbench_results']}")
