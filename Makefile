@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data/mp_crystals_36k.extxyz
+# The CPU wheel of torch, installed before the package (which asks only torch>=2.3), so that
+# pip does not pull the CUDA build and its libraries.
+TORCH ?= torch==2.13.0
 
 .PHONY: demo test test-all lint bench clean browser
 
@@ -14,6 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -13,6 +13,8 @@ from atomlens.errors import AtomlensError
 
 EXAMPLES = """\
 examples:
+  atomlens config list
+  atomlens config show qm9_homo > my.yaml
   atomlens data info qm9 --limit 1000
   atomlens -q train configs/qm9_homo.yaml --device cuda --set training.precision=bf16
   atomlens data info crystals.extxyz
@@ -123,8 +125,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    from atomlens.cli import benchmark, core, descriptors, diffusion, explain, spins
+    from atomlens.cli import benchmark, configs, core, descriptors, diffusion, explain, spins
 
-    for module in (core, benchmark, explain, descriptors, diffusion, spins):
+    for module in (core, benchmark, explain, descriptors, diffusion, spins, configs):
         module.register(commands)
     return parser

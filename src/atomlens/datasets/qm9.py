@@ -119,7 +119,10 @@ def load_qm9(limit: int | None = None, *, data_dir: Path | None = None) -> QM9Ta
         DataError: If qm9pack is missing or its files are malformed.
         StructureError: Naming the molecule when a geometry cannot be parsed.
     """
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError:
+        raise DataError("QM9 needs pandas: pip install 'atomlens[qm9]' (or `make demo`)") from None
 
     folder = data_dir or qm9pack_data_dir()
     columns = ["Index", "N_atoms", "Elements", "XYZ_Ang"] + [c for c, _, _ in QM9_TARGETS.values()]

@@ -51,11 +51,10 @@ def parse_composition(formula: str, n_atoms: int) -> list[str]:
 
 def estimate_volume(symbols: list[str], packing: float = 0.45) -> float:
     """Box volume (Å^3) at which atomic-radius spheres fill ``packing`` of the space."""
-    from ase.data import atomic_numbers
+    from pymatgen.core import Element
 
-    from atomlens.descriptors.features import element_data
-
-    radii = np.array([element_data(atomic_numbers[s])["radius"] for s in symbols])
+    # pymatgen's atomic radii (the md extra's own dependency, not the descriptors domain's)
+    radii = np.array([Element(s).atomic_radius or np.nan for s in symbols], dtype=float)
     radii = np.nan_to_num(radii, nan=1.5)
     return float(np.sum(4.0 / 3.0 * np.pi * radii**3) / packing)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from atomlens.config import read_yaml_config, validate_model
+from atomlens.yamlconfig import read_yaml_config, validate_model
 
 
 class SpinModelConfig(BaseModel):
