@@ -104,6 +104,8 @@ def test_calculator_gives_ase_energy_and_no_forces(energy_run, tmp_path):
     with pytest.raises(PropertyNotImplementedError):
         atoms.get_forces()
     assert atoms.info["atomlens_energy_unit"] == "eV"
+    record = from_ase(atoms)  # standard calculator results only: energy, not 'prediction'
+    assert record.info["energy"] == pytest.approx(energy) and "prediction" not in record.info
     ase.io.write(tmp_path / "out.extxyz", atoms)
     back = ase.io.read(tmp_path / "out.extxyz")
     assert back.get_potential_energy() == pytest.approx(energy)  # standard: via extxyz energy=

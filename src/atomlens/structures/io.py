@@ -23,10 +23,10 @@ def from_ase(
     """Convert an ``ase.Atoms`` into a validated Structure.
 
     ``atoms.info`` and the other per-atom arrays (tags, charges, ...) are kept, and so are
-    the results of an attached calculator: scalar ones (``energy``, ``free_energy``, ...)
-    join ``info`` where it lacks the key, so they are labels like any ``info`` value (ASE
-    >= 3.23 reads an extxyz ``energy=`` into a SinglePointCalculator, not into ``info``);
-    per-atom ones (``forces``, ...) join ``arrays``.
+    the standard ASE results of an attached calculator: scalar ones (``energy``,
+    ``free_energy``, ...) join ``info`` where it lacks the key, so they are labels like any
+    ``info`` value (ASE >= 3.23 reads an extxyz ``energy=`` into a SinglePointCalculator,
+    not into ``info``); per-atom ones (``forces``, ...) join ``arrays``.
     """
     info, arrays = _ase_extras(atoms)
     return make_structure(
@@ -43,7 +43,11 @@ def from_ase(
 
 
 def _ase_extras(atoms: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(info, per-atom arrays)`` of an ase.Atoms, with its calculator's results merged in."""
+    """``(info, per-atom arrays)`` of an ase.Atoms, with its calculator's results merged in.
+
+    Only ASE's standard properties count (not, e.g., an AtomlensCalculator's own results).
+    """
+    from ase.calculators.calculator import all_properties
     from ase.io.extxyz import per_atom_properties
 
     info = dict(atoms.info)
@@ -54,6 +58,8 @@ def _ase_extras(atoms: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     }
     results = getattr(atoms.calc, "results", None) if atoms.calc is not None else None
     for name, value in (results or {}).items():
+        if name not in all_properties:
+            continue
         if np.ndim(value) == 0:
             if name not in info and isinstance(value, int | float | np.integer | np.floating):
                 info[name] = value.item() if isinstance(value, np.generic) else value
