@@ -310,10 +310,10 @@ def _score_fold(
     from atomlens.training.evaluate import evaluate_run
 
     metrics = evaluate_run(fold_dir, "test", "best", device)
-    _write_test_predictions(fold_dir, dataset, test_rows, device)
     summary = json.loads((fold_dir / "training_summary.json").read_text())
     rates = _training_rates(fold_dir / "metrics.csv")
     predictor = load_model(fold_dir, "best", device)
+    _write_test_predictions(fold_dir, dataset, test_rows, device, predictor)
     started = time.perf_counter()
     vectors = crystal_vectors(predictor.model, dataset, test_rows)
     groups = space_groups(dataset, test_rows)
@@ -351,13 +351,21 @@ def _score_fold(
 
 
 def _write_test_predictions(
-    fold_dir: Path, dataset: GraphDataset, test_rows: np.ndarray, device: str = "auto"
+    fold_dir: Path,
+    dataset: GraphDataset,
+    test_rows: np.ndarray,
+    device: str = "auto",
+    predictor: Any = None,
 ) -> Path:
-    """``fold_<k>/test_predictions.csv``: id, reference and prediction of each test record."""
+    """``fold_<k>/test_predictions.csv``: id, reference and prediction of each test record.
+
+    Uses ``predictor`` (the fold's best checkpoint) when given, else loads it on ``device``.
+    """
     from atomlens.inference import load_model
     from atomlens.training.trainer import predict_indices
 
-    predictor = load_model(fold_dir, "best", device)
+    if predictor is None:
+        predictor = load_model(fold_dir, "best", device)
     predicted = predict_indices(predictor.model, dataset, test_rows, predictor.scaling, 256)
     reference = np.asarray(dataset.targets[test_rows, 0])
     ids = dataset.ids[test_rows]
