@@ -173,3 +173,11 @@ def test_fake_matbench_benchmark_writes_predictions_and_results(fake_matminer, t
     rest = {key: value for key, value in document.items() if key != "hash"}
     expected = hashlib.sha256(json.dumps(rest, sort_keys=True).encode("utf-8")).hexdigest()
     assert document["hash"] == expected
+
+    # an interrupted fold whose saved split has other test rows (e.g. split by the old rule)
+    saved = json.loads((out / "fold_0" / "split.json").read_text())
+    saved["test"] = saved["test"][1:]
+    (out / "fold_0" / "split.json").write_text(json.dumps(saved))
+    (out / "fold_0" / "result.json").unlink()
+    assert main(args) == 1
+    assert "holds a fold with other test records" in capsys.readouterr().err

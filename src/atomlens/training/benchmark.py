@@ -174,6 +174,11 @@ def run_benchmark(
         split = Split(fit_rows, val_rows, test_rows, seed=seed, n_total=len(dataset))
         if not (fold_dir / "split.json").is_file():
             split.save(fold_dir / "split.json")
+        elif not np.array_equal(Split.load(fold_dir / "split.json").test, test_rows):
+            raise DataError(  # an interrupted fold split by another rule or data
+                f"'{fold_dir}' holds a fold with other test records (folds or data changed); "
+                "choose another output folder"
+            )
         log.info(
             "fold %d/%d: train %d, validation %d, test %d",
             k + 1,
