@@ -69,3 +69,24 @@ def test_molecule_payload_and_hostile_names_are_escaped(molecule_predictor):
     assert json.loads(data)["structures"][0]["name"] == HOSTILE
     with pytest.raises(ValueError, match="no structures"):
         render_page([], title="t", model="m")
+
+
+def test_explanation_renders_in_jupyter_offline(molecule_predictor):
+    import html as html_lib
+
+    structures = list(read_structures("tests/data/qm9_sample.extxyz"))[:2]
+    item = dataclasses.replace(explain(molecule_predictor, structures)[1], name=HOSTILE)
+    markup = item._repr_html_()
+    assert markup.startswith('<iframe sandbox="allow-scripts"') and markup.endswith("</iframe>")
+    assert markup.count("<") == 2 and HOSTILE not in markup  # one iframe; the page is escaped
+    page = html_lib.unescape(markup.split('srcdoc="', 1)[1].rsplit('"></iframe>', 1)[0])
+    assert page == render_page([item], title=HOSTILE, model=f"{item.target} ({item.unit})")
+    data = page.split('<script id="atomlens-data" type="application/json">')[1]
+    shown = json.loads(data.split("</script>")[0])["structures"]
+    assert shown == [json.loads(json.dumps(structure_payload(item)))]
+    assert shown[0]["symbols"] == item.symbols and shown[0]["name"] == HOSTILE
+    np.testing.assert_allclose(shown[0]["attention"], item.attention, atol=1e-6)
+    # nothing is fetched: no URL, no external script, style sheet or image
+    assert not re.search(r"(?:https?:|ftp:)?//[\w.-]+\.[a-z]{2,}", page)
+    assert not re.search(r"<(?:script|img|link|iframe)[^>]*\bsrc(?:set)?=", page, re.I)
+    assert "@import" not in page and "url(" not in page

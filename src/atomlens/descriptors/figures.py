@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomlens.plotting import pyplot, save_figure
+from atomlens.plotting import save_figure, subplots
 
 TOP_FEATURES = 20
 
@@ -15,8 +15,7 @@ def plot_parity(
     y: np.ndarray, predicted: np.ndarray, spread: np.ndarray, title: str, path: Path
 ) -> Path:
     """Out-of-fold predictions against the target, with one-sigma bars."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    figure, axis = subplots(figsize=(4.5, 4.5))
     axis.errorbar(y, predicted, yerr=spread, fmt="o", markersize=3, alpha=0.6, elinewidth=0.6)
     low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
     axis.plot([low, high], [low, high], color="black", linewidth=0.8)
@@ -30,9 +29,8 @@ def plot_importances(
     names: list[str], impurity: np.ndarray, permutation: np.ndarray, path: Path
 ) -> Path:
     """The most important features by impurity and by permutation, side by side."""
-    plt = pyplot()
     order = np.argsort(-permutation)[:TOP_FEATURES][::-1]
-    figure, axes = plt.subplots(1, 2, figsize=(9, 0.3 * len(order) + 1.5), sharey=True)
+    figure, axes = subplots(1, 2, figsize=(9, 0.3 * len(order) + 1.5), sharey=True)
     axes[0].barh(np.arange(len(order)), permutation[order], color="tab:blue")
     axes[0].set_title("permutation (increase of MSE)", fontsize=9)
     axes[1].barh(np.arange(len(order)), impurity[order], color="tab:orange")

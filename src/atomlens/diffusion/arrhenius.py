@@ -191,10 +191,9 @@ def fit_arrhenius(
 
 def plot_arrhenius(fit: ArrheniusFit, path: Path, extrapolate_to: float | None = None) -> Path:
     """Ln D against 1000/T with the fitted line (and the extrapolation, if asked)."""
-    from atomlens.plotting import pyplot, save_figure
+    from atomlens.plotting import save_figure, subplots
 
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(4.8, 3.6))
+    figure, axis = subplots(figsize=(4.8, 3.6))
     axis.semilogy(1000 / fit.temperatures, fit.diffusivities, "o", label="MD")
     t_low = min(fit.temperatures.min(), extrapolate_to or np.inf)
     t = np.linspace(t_low, fit.temperatures.max(), 50)

@@ -338,10 +338,9 @@ def diffusivity(
 
 def plot_msd(result: DiffusionResult, path: Path) -> Path:
     """MSD(t) per axis and total, with the fitted line over the window."""
-    from atomlens.plotting import pyplot, save_figure
+    from atomlens.plotting import save_figure, subplots
 
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.6))
+    figure, axis = subplots(figsize=(5, 3.6))
     for k, label in enumerate("xyz"):
         axis.plot(result.time_ps, result.msd_axes[:, k], linewidth=0.8, label=f"MSD {label}")
     axis.plot(result.time_ps, result.msd, color="black", linewidth=1.2, label="MSD total")

@@ -69,10 +69,9 @@ def rdf_r2(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> di
 
 def plot_rdfs(r: np.ndarray, rdfs: dict[str, np.ndarray], path):
     """Partial and total g(r) in one figure."""
-    from atomlens.plotting import pyplot, save_figure
+    from atomlens.plotting import save_figure, subplots
 
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.6))
+    figure, axis = subplots(figsize=(5, 3.6))
     for name, values in rdfs.items():
         axis.plot(
             r,

@@ -57,6 +57,24 @@ class Explanation:
         """Rank of each atom by attention, 1 = most attended (N,)."""
         return attention_rank(self.attention)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the offline 3-D viewer, atoms coloured and sized by attention.
+
+        It is the page ``atomlens explain`` writes to ``index.html`` (self-contained, no
+        network), inside a sandboxed ``srcdoc`` iframe so that its ids, styles and script
+        stay apart from the notebook's.
+        """
+        import html
+
+        from atomlens.explain.html import render_page
+
+        page = render_page([self], title=self.name, model=f"{self.target} ({self.unit})")
+        return (
+            '<iframe sandbox="allow-scripts" title="atomlens viewer" '
+            'style="width: 100%; height: 480px; border: 1px solid #ddd" '
+            f'srcdoc="{html.escape(page, quote=True)}"></iframe>'
+        )
+
 
 # Per-structure model outputs kept in an Explanation when the model gives them.
 STRUCTURE_OUTPUTS = ("crystal_vector", "capsule_presence", "capsule_pose", "capsule_matrix")

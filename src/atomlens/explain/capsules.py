@@ -95,9 +95,8 @@ def _rounded(array: np.ndarray) -> list:
 
 def _plot_presence(presence: np.ndarray, groups: np.ndarray, path: Path) -> Path:
     """Heat map: mean presence of each capsule per crystal system."""
-    from atomlens.plotting import pyplot, save_figure
+    from atomlens.plotting import save_figure, subplots
 
-    plt = pyplot()
     systems = crystal_system_index(groups)
     rows = [s for s in range(len(CRYSTAL_SYSTEMS)) if (systems == s).any()]
     if (systems < 0).any():
@@ -105,7 +104,7 @@ def _plot_presence(presence: np.ndarray, groups: np.ndarray, path: Path) -> Path
     table = np.array([presence[systems == s].mean(axis=0) for s in rows])
     labels = [CRYSTAL_SYSTEMS[s] if s >= 0 else "unknown" for s in rows]
     counts = [int((systems == s).sum()) for s in rows]
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.4), dpi=120)
+    fig, ax = subplots(figsize=(6.5, 0.45 * len(rows) + 1.4), dpi=120)
     image = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_yticks(
         range(len(rows)), [f"{name} ({n})" for name, n in zip(labels, counts, strict=True)]

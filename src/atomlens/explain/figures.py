@@ -1,4 +1,4 @@
-"""PNG figures of attention (matplotlib, no display needed)."""
+"""PNG figures of attention (matplotlib ``Figure`` objects, no pyplot, no display needed)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from ase.data.colors import jmol_colors
 
 from atomlens.explain.attention import Explanation
 from atomlens.explain.faithfulness import ORDERS, FaithfulnessReport
-from atomlens.plotting import pyplot, save_figure
+from atomlens.plotting import save_figure, subplots
 
 MAX_ENVIRONMENTS = 24
 
 
 def plot_structure(item: Explanation, path: Path) -> Path:
     """Bars of each atom's attention, coloured by element, with the uniform level dashed."""
-    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
     n = len(item.structure)
-    figure, axis = plt.subplots(figsize=(max(4.0, min(0.28 * n + 2, 16)), 3.2))
+    figure, axis = subplots(figsize=(max(4.0, min(0.28 * n + 2, 16)), 3.2))
     colours = [jmol_colors[z] for z in item.structure.numbers]
     axis.bar(np.arange(n), item.attention, color=colours, edgecolor="0.3", linewidth=0.5)
     axis.axhline(1 / n, color="0.4", linestyle="--", linewidth=1, label="uniform 1/N")
@@ -33,7 +34,7 @@ def plot_structure(item: Explanation, path: Path) -> Path:
         fontsize=9,
     )
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=jmol_colors[atomic_numbers[s]], label=s)
+        Rectangle((0, 0), 1, 1, color=jmol_colors[atomic_numbers[s]], label=s)
         for s in dict.fromkeys(item.symbols)
     ]
     axis.legend(handles=[*handles, axis.get_lines()[0]], fontsize=8, ncols=2)
@@ -46,9 +47,8 @@ def relative_attention(item: Explanation) -> np.ndarray:
 
 
 def _boxplot(groups: dict[str, list[float]], path: Path, xlabel: str, title: str) -> Path:
-    plt = pyplot()
     labels = list(groups)
-    figure, axis = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 2), 3.6))
+    figure, axis = subplots(figsize=(max(4.0, 0.45 * len(labels) + 2), 3.6))
     axis.boxplot([groups[k] for k in labels], showfliers=False)
     axis.set_xticks(np.arange(1, len(labels) + 1), [f"{k}\n({len(groups[k])})" for k in labels])
     axis.tick_params(axis="x", labelsize=7)
@@ -90,8 +90,7 @@ def plot_by_environment(explanations: Sequence[Explanation], path: Path) -> Path
 
 def plot_faithfulness(report: FaithfulnessReport, path: Path) -> Path:
     """Mean deletion and insertion curves for the three orders."""
-    plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    figure, axes = subplots(1, 2, figsize=(9, 3.4), sharey=True)
     styles = {"attention": "-o", "random": "--", "least": ":s"}
     for axis, name, curves in (
         (axes[0], "deletion (mask first k)", report.deletion),

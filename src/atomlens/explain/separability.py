@@ -114,12 +114,11 @@ def plot_projection(
     points: np.ndarray, groups: np.ndarray, path: Path, title: str, method: str = "pca"
 ) -> Path:
     """Scatter of a 2-D projection coloured by crystal system."""
-    from atomlens.plotting import pyplot, save_figure
+    from atomlens.plotting import colormap, save_figure, subplots
 
-    plt = pyplot()
     systems = np.asarray(crystal_system_index(groups))
-    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
-    colours = plt.get_cmap("tab10")
+    fig, ax = subplots(figsize=(5.5, 4.5), dpi=120)
+    colours = colormap("tab10")
     for s, name in enumerate(CRYSTAL_SYSTEMS):
         mine = systems == s
         if mine.any():

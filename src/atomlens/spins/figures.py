@@ -1,4 +1,4 @@
-"""Figures of free-energy landscapes, reversal barriers and coercivity (matplotlib, Agg)."""
+"""Figures of free-energy landscapes, reversal barriers and coercivity (matplotlib Figures)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomlens.plotting import pyplot, save_figure
+from atomlens.plotting import colormap, save_figure, subplots
 from atomlens.spins.landscape import (
     DEFAULT_SMOOTHING,
     BarrierCurve,
@@ -42,12 +42,11 @@ def plot_free_energy_family(
     Returns:
         The path written.
     """
-    plt = pyplot()
     land = smooth_curve(curve, smoothing, tolerance)
     visited = curve.visited
     dense = np.linspace(curve.m[visited][0], curve.m[visited][-1], 1500)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(len(fields), 1)))
+    fig, ax = subplots(figsize=(6.4, 4.4))
+    colors = colormap("viridis")(np.linspace(0.0, 0.9, max(len(fields), 1)))
     for h, color in zip(fields, colors, strict=False):
         raw = curve.free_energy + h * curve.saturation_moment * curve.m
         smooth = land.free_energy(dense, h)
@@ -91,7 +90,6 @@ def plot_barrier(
     Returns:
         The path written.
     """
-    plt = pyplot()
     items: list[BarrierCurve] = []
     for item in curves_or_results:
         if isinstance(item, BarrierCurve):
@@ -101,8 +99,8 @@ def plot_barrier(
             fields = np.linspace(0.0, land.field_upper_bound(), n_fields)
             items.append(barrier_curve(land, fields))
     items.sort(key=lambda b: b.temperature)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, max(len(items), 1)))
+    fig, ax = subplots(figsize=(6.4, 4.4))
+    colors = colormap("plasma")(np.linspace(0.0, 0.85, max(len(items), 1)))
     for bc, color in zip(items, colors, strict=False):
         ok = bc.resolved
         ax.plot(bc.fields[ok], bc.barrier[ok], "-", color=color, label=f"T = {bc.temperature:.4g}")
@@ -126,7 +124,6 @@ def plot_coercivity(rows: Sequence[Mapping[str, object]], path: Path | str) -> P
     Returns:
         The path written.
     """
-    plt = pyplot()
 
     def column(key: str) -> np.ndarray:
         vals = [r.get(key) for r in rows]
@@ -136,7 +133,7 @@ def plot_coercivity(rows: Sequence[Mapping[str, object]], path: Path | str) -> P
     order = np.argsort(t)
     t = t[order]
     c = float(rows[0].get("c") or 25.0) if rows else 25.0  # type: ignore[arg-type]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = subplots(figsize=(6.4, 4.4))
     ax.plot(t, column("hc_spinodal")[order], "o-", label="spinodal (barrier vanishes)")
     ax.plot(t, column("hc_thermal")[order], "s-", label=f"thermal activation (dF = {c:g} T)")
     ax.set_xlabel("T")

@@ -56,12 +56,10 @@ def evaluate_run(
 
 
 def _parity_plot(path: Path, target: np.ndarray, predicted: np.ndarray, metrics: dict) -> None:
-    from atomlens.plotting import pyplot, save_figure
-
-    plt = pyplot()
+    from atomlens.plotting import save_figure, subplots
 
     unit = f" ({metrics['unit']})" if metrics["unit"] else ""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    fig, ax = subplots(figsize=(4.5, 4.5), dpi=120)
     ax.scatter(target, predicted, s=6, alpha=0.5, edgecolors="none")
     low = float(min(target.min(), predicted.min()))
     high = float(max(target.max(), predicted.max()))
