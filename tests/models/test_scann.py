@@ -136,3 +136,42 @@ def test_gradients_reach_every_parameter(molecules, tmp_path):
     batch = collate(dataset, np.arange(len(molecules)))
     net(batch)["prediction"].sum().backward()
     assert [n for n, p in net.named_parameters() if p.grad is None] == []
+
+
+def _cell_and_supercells(structure, repeats):
+    from atomlens.structures import from_ase, to_ase
+
+    atoms = to_ase(structure)
+    return [structure] + [from_ase(atoms * r) for r in repeats]
+
+
+@pytest.mark.parametrize("variant", ["scann", "scann_plus"])
+def test_size_consistent_attention_is_supercell_invariant(variant, crystal_file):
+    from atomlens.batching import batch_from_graphs
+    from atomlens.graphs import voronoi_graphs
+
+    torch.manual_seed(1)
+    config = ScannConfig(variant=variant, global_attention="size_consistent", **SMALL)
+    net = Scann(config.model_copy(update={"max_distance": 6.0})).double().eval()
+    paper = Scann(ScannConfig(variant=variant, **SMALL, max_distance=6.0)).double().eval()
+    paper.load_state_dict(net.state_dict())  # same weights, only the global scores differ
+    repeats = [(2, 2, 2), (3, 3, 1)]
+    crystals = [s for s in read_structures(crystal_file) if 2 <= len(s) <= 5][:3]
+    assert crystals
+    for crystal in crystals:
+        structures = _cell_and_supercells(crystal, repeats)
+        batch = batch_from_graphs(voronoi_graphs(structures), dtype=torch.float64)
+        with torch.no_grad():
+            out, out_paper = net(batch), paper(batch)
+        y = out["prediction"]
+        torch.testing.assert_close(y[1:], y[0].expand(2), atol=1e-5, rtol=0)
+        alpha = out["atom_attention"]
+        bounds = np.cumsum([0, *[len(s) for s in structures]])
+        primitive = alpha[: bounds[1]]
+        for k, r in enumerate(repeats, start=1):
+            n_cells = int(np.prod(r))
+            copies = alpha[bounds[k] : bounds[k + 1]].view(n_cells, len(crystal)) * n_cells
+            torch.testing.assert_close(copies, primitive.expand_as(copies), atol=1e-8, rtol=1e-6)
+        # The reference's mode is documented as not size-consistent: it changes here.
+        y_paper = out_paper["prediction"]
+        assert (y_paper[1:] - y_paper[0]).abs().max() > 1e-6

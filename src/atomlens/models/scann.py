@@ -45,7 +45,15 @@ class ScannConfig(ModelConfigBase):
     n_gaussians: int = Field(20, ge=2)
     max_distance: float = Field(4.0, gt=0, description="d_t: range of the distance expansion")
     dropout: float = Field(0.1, ge=0, lt=1)
-    normalize_logits: bool = True
+    normalize_logits: bool = Field(
+        True, description="paper mode: divide the scores by their norm over the structure"
+    )
+    global_attention: Literal["paper", "size_consistent"] = Field(
+        "paper",
+        description="paper: score_i = K_i . sum_{j != i} Q_j (changes with the supercell); "
+        "size_consistent: score_i = K_i . mean_j Q_j / sqrt(d) (a supercell gives the same "
+        "prediction, attention / n_cells)",
+    )
 
 
 class LocalAttention(nn.Module):
@@ -172,11 +180,7 @@ class Scann(nn.Module):
         graph = batch.graph_index
         t = F.silu(self.global_in(h))
         q, k = self.global_query(t), self.global_key(t)
-        q_total = segment_sum(q, graph, n_graphs)
-        scores = (k * (gather(q_total, graph) - q)).sum(-1)  # sum over j != i of K_i . Q_j, O(N d)
-        if cfg.normalize_logits:
-            norms = segment_sum(scores**2, graph, n_graphs).clamp_min(1e-12).sqrt()
-            scores = scores / gather(norms, graph)
+        scores = self._global_scores(q, k, graph, n_graphs)
         if readout_mask is not None:
             scores = scores.masked_fill(~readout_mask, float("-inf"))
         alpha = segment_softmax(scores, graph, n_graphs)
@@ -187,3 +191,27 @@ class Scann(nn.Module):
         if return_local_attention:
             result["local_attention"] = local
         return result
+
+    def _global_scores(
+        self, q: torch.Tensor, k: torch.Tensor, graph: torch.Tensor, n_graphs: int
+    ) -> torch.Tensor:
+        """Global attention logits (N,), in O(N d).
+
+        ``paper`` (the reference): ``K_i . sum_{j != i} Q_j``, divided by the norm of the
+        structure's scores when ``normalize_logits``. The sum grows with the number of atoms
+        and the norm runs over all of them, so a supercell of the same crystal gets flatter
+        attention and another prediction. ``size_consistent``: ``K_i . mean_j Q_j / sqrt(d)``;
+        the mean is the same for a cell and any supercell, so every copy of an atom gets the
+        same score, attention per atom scales by exactly 1 / n_cells and the pooled vector,
+        hence the prediction, is unchanged.
+        """
+        q_total = segment_sum(q, graph, n_graphs)
+        if self.cfg.global_attention == "size_consistent":
+            n_atoms = torch.bincount(graph, minlength=n_graphs).to(q_total.dtype)
+            q_mean = q_total / n_atoms.unsqueeze(-1)
+            return (k * gather(q_mean, graph)).sum(-1) / math.sqrt(q.shape[-1])
+        scores = (k * (gather(q_total, graph) - q)).sum(-1)  # sum over j != i of K_i . Q_j
+        if self.cfg.normalize_logits:
+            norms = segment_sum(scores**2, graph, n_graphs).clamp_min(1e-12).sqrt()
+            scores = scores / gather(norms, graph)
+        return scores

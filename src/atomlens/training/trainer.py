@@ -454,6 +454,17 @@ def train(
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
+def _warn_if_not_size_consistent(config: TrainConfig, dataset: GraphDataset) -> None:
+    """Warn when crystals are trained with global attention that changes with the supercell."""
+    mode = getattr(config.model, "global_attention", None)
+    if mode == "paper" and bool(np.asarray(dataset.arrays["pbc"]).any()):
+        log.warning(
+            "periodic structures with model.global_attention=paper: predictions and attention "
+            "change with the choice of supercell; model.global_attention=size_consistent "
+            "does not (the crystal configs use it)"
+        )
+
+
 def run_dir_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock on a run directory (a hidden lock file beside it); refuses if held."""
     lock_file = run_dir.absolute().parent / f".{run_dir.absolute().name}.lock"
@@ -515,6 +526,8 @@ class Trainer:
         self.dataset, self.split = prepare_data(
             self.config, info, self.run_dir, use_saved_split=action != "replace"
         )
+        if info.is_main:
+            _warn_if_not_size_consistent(self.config, self.dataset)
         if info.is_main:
             if action == "replace":
                 for name in RUN_FILES:
