@@ -3,20 +3,24 @@
     python benchmarks/bench_cpu_speed.py                      # 3000 QM9 molecules, 5 rounds
     python benchmarks/bench_cpu_speed.py --molecules 1000 --rounds 3 --baseline def5109
 
-The baseline commit is checked out into a temporary ``git worktree``. The same QM9
-batches (the first ``--molecules`` molecules, shuffled with seed 0, batch 64) are
-collated once with the baseline's code and saved; then each round trains the
-reference-size SCANN+ (the QM9 configuration of ``bench_training.py``) once with the
-baseline tree and once with the working tree, each in a fresh subprocess whose
-``PYTHONPATH`` is that tree's ``src``, alternating which goes first, so machine noise
-hits both. A run is: same seed, same initial weights, a few warm-up steps, then one
-timed pass over all batches of forward + RMSE loss + backward + gradient clipping + Adam
-step, on ``--threads`` torch threads. The batches are plain tensors, so only the model
-code differs between the two trees. Both runs also report the eval-mode predictions on
-the first batch and the training losses, to show that the two compute the same thing.
+The baseline commit is checked out into a temporary ``git worktree`` (removed at the
+end). The same QM9 batches (the first ``--molecules`` molecules, shuffled with seed 0,
+batch 64) are collated once with the baseline's code and saved as plain tensors, so only
+the model code differs between the two trees. Two worker subprocesses then train the
+reference-size SCANN+ (the QM9 configuration of ``bench_training.py``): one imports
+``atomlens`` from the baseline tree, one from the working tree (``PYTHONPATH``). Both
+start from the same seed and initial weights, take ``--warmup`` untimed steps, then
+``--rounds`` timed passes over all batches. A step is forward + RMSE loss + backward +
+gradient clipping + Adam, on ``--threads`` torch threads. The workers take turns of
+``--chunk`` steps (only one computes at a time; which goes first alternates; a
+``--pause`` before each turn lets the other worker's OpenMP threads stop spinning), so a
+burst of load from other programs on the machine hits both.
 
-Results (per-round throughput, medians, speed-up) go to
-``benchmarks/results/cpu_speed.json``.
+Reported: each round's throughput (molecules / summed step time) for old and new, their
+medians and ratio, the median of the per-step time ratios, and a best-of-rounds figure
+(each batch's fastest step). Both workers also report eval-mode predictions on the first
+batch before training and their first training losses, to show they compute the same
+thing. Results go to ``benchmarks/results/cpu_speed.json``.
 """
 
 from __future__ import annotations
@@ -73,8 +77,13 @@ def prepare(molecules: int, batch_size: int, out: Path) -> None:
     torch.save(batches, out)
 
 
-def worker(batches_file: Path, warmup: int, threads: int, seed: int, out: Path) -> None:
-    """Train on the saved batches with the ``atomlens`` on ``sys.path``; write timings."""
+def worker(batches_file: Path, threads: int, seed: int) -> None:
+    """Serve training steps on stdin/stdout with the ``atomlens`` found on ``sys.path``.
+
+    Writes one JSON line when ready (import path, parameters, eval predictions on the
+    first batch), then for each line ``<batch index>`` read, one training step and a JSON
+    line with its time and loss. Stops at end of input.
+    """
     import torch
     from torch.nn import functional as F  # noqa: N812
 
@@ -104,44 +113,59 @@ def worker(batches_file: Path, warmup: int, threads: int, seed: int, out: Path) 
         lr=5e-4,
     )
 
-    def step(batch: types.SimpleNamespace) -> float:
+    def reply(message: dict) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    reply(
+        {
+            "atomlens": str(Path(atomlens.__file__).resolve()),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "eval_prediction_batch0": reference,
+        }
+    )
+    for line in sys.stdin:
+        batch = batches[int(line)]
+        start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         prediction = model(batch)["prediction"]
         loss = torch.sqrt(F.mse_loss(prediction, batch.targets[:, 0]) + 1e-12)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
-        return float(loss.detach())
-
-    losses = [step(batch) for batch in batches[:warmup]]
-    step_seconds = []
-    start = time.perf_counter()
-    for batch in batches:
-        before = time.perf_counter()
-        losses.append(step(batch))
-        step_seconds.append(time.perf_counter() - before)
-    seconds = time.perf_counter() - start
-    molecules = sum(batch.num_graphs for batch in batches)
-    report = {
-        "atomlens": str(Path(atomlens.__file__).resolve()),
-        "molecules": molecules,
-        "seconds": seconds,
-        "molecules_per_s": molecules / seconds,
-        "step_seconds": step_seconds,
-        "eval_prediction_batch0": reference,
-        "losses": losses,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    out.write_text(json.dumps(report))
+        reply({"seconds": time.perf_counter() - start, "loss": float(loss.detach())})
 
 
-def run_tree(src: Path, args: list[str]) -> None:
-    """Run this script in a subprocess that imports ``atomlens`` from ``src``."""
-    env = os.environ | {
-        "PYTHONPATH": str(src),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-    }
-    subprocess.run([sys.executable, __file__, *args], check=True, cwd=ROOT, env=env)
+class Worker:
+    """A worker subprocess importing ``atomlens`` from ``src``."""
+
+    def __init__(self, src: Path, batches: Path, threads: int):
+        env = os.environ | {"PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads)}
+        command = [sys.executable, __file__, "--worker", str(batches), "--threads", str(threads)]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.ready = self._read()
+        if not self.ready["atomlens"].startswith(str(src.resolve())):
+            raise RuntimeError(f"worker for {src} imported {self.ready['atomlens']}")
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def step(self, index: int) -> dict:
+        """One training step on batch ``index``; returns its time and loss."""
+        self.process.stdin.write(f"{index}\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        """End the subprocess."""
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def relative_difference(a: list[float], b: list[float]) -> float:
@@ -150,14 +174,10 @@ def relative_difference(a: list[float], b: list[float]) -> float:
     return max(abs(x - y) for x, y in zip(a, b, strict=True)) / scale
 
 
-def best_of_rounds(runs: list[dict]) -> float:
-    """Molecules/s from each batch's fastest step over all rounds (robust to noise bursts)."""
-    fastest = [min(steps) for steps in zip(*(r["step_seconds"] for r in runs), strict=True)]
-    return runs[0]["molecules"] / sum(fastest)
-
-
 def compare(args: argparse.Namespace) -> dict:
-    """Old and new trees, alternating, ``args.rounds`` rounds; returns the report."""
+    """Old and new trees, step by step in turns, ``args.rounds`` rounds; the report."""
+    import torch
+
     tmp = Path(tempfile.mkdtemp(prefix="atomlens_speed_"))
     old_tree = tmp / "baseline"
     subprocess.run(
@@ -166,69 +186,86 @@ def compare(args: argparse.Namespace) -> dict:
         cwd=ROOT,
         capture_output=True,
     )
-    trees = {"old": old_tree / "src", "new": ROOT / "src"}
-    runs: dict[str, list[dict]] = {"old": [], "new": []}
+    workers: dict[str, Worker] = {}
     try:
         batches = tmp / "batches.pt"
+        env = os.environ | {"PYTHONPATH": str(old_tree / "src")}
         prepare_args = ["--prepare", str(batches), "--molecules", str(args.molecules)]
-        run_tree(trees["old"], [*prepare_args, "--batch-size", str(args.batch_size)])
+        subprocess.run(
+            [sys.executable, __file__, *prepare_args, "--batch-size", str(args.batch_size)],
+            check=True,
+            cwd=ROOT,
+            env=env,
+        )
+        sizes = [int(b["num_atoms"].shape[0]) for b in torch.load(batches)]
+        for name, src in (("old", old_tree / "src"), ("new", ROOT / "src")):
+            workers[name] = Worker(src, batches, args.threads)
+        losses: dict[str, list[float]] = {"old": [], "new": []}
+        for index in range(min(args.warmup, len(sizes))):
+            for name in ("old", "new"):
+                losses[name].append(workers[name].step(index)["loss"])
+        seconds: dict[str, list[list[float]]] = {"old": [], "new": []}
+        turn = 0
         for round_ in range(args.rounds):
-            order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
-            for name in order:
-                out = tmp / f"{name}_{round_}.json"
-                worker_args = [
-                    "--worker",
-                    str(batches),
-                    "--json",
-                    str(out),
-                    "--warmup",
-                    str(args.warmup),
-                    "--threads",
-                    str(args.threads),
-                ]
-                run_tree(trees[name], worker_args)
-                report = json.loads(out.read_text())
-                if not report["atomlens"].startswith(str(trees[name].resolve())):
-                    raise RuntimeError(f"{name} run imported {report['atomlens']}")
-                runs[name].append(report)
-                print(
-                    f"round {round_ + 1}/{args.rounds} {name}: "
-                    f"{report['molecules_per_s']:.1f} molecules/s",
-                    flush=True,
-                )
+            for name in seconds:
+                seconds[name].append([])
+            for first in range(0, len(sizes), args.chunk):
+                order = ("old", "new") if turn % 2 == 0 else ("new", "old")
+                turn += 1
+                for name in order:
+                    time.sleep(args.pause)  # let the other worker's OpenMP threads go idle
+                    for index in range(first, min(first + args.chunk, len(sizes))):
+                        result = workers[name].step(index)
+                        seconds[name][-1].append(result["seconds"])
+                        losses[name].append(result["loss"])
+            rates = {n: sum(sizes) / sum(seconds[n][-1]) for n in seconds}
+            print(
+                f"round {round_ + 1}/{args.rounds}: old {rates['old']:.1f}, "
+                f"new {rates['new']:.1f} molecules/s",
+                flush=True,
+            )
     finally:
+        for w in workers.values():
+            w.close()
         subprocess.run(
             ["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=False
         )
-    rates = {name: [r["molecules_per_s"] for r in runs[name]] for name in runs}
-    medians = {name: statistics.median(rates[name]) for name in rates}
-    ratios = [new / old for old, new in zip(rates["old"], rates["new"], strict=True)]
-    best = {name: best_of_rounds(runs[name]) for name in runs}
-    first_old, first_new = runs["old"][0], runs["new"][0]
+    per_round = {n: [sum(sizes) / sum(s) for s in seconds[n]] for n in seconds}
+    medians = {n: statistics.median(per_round[n]) for n in per_round}
+    fastest = {n: [min(step) for step in zip(*seconds[n], strict=True)] for n in seconds}
+    best = {n: sum(sizes) / sum(fastest[n]) for n in seconds}
+    step_ratios = [
+        old / new
+        for old_round, new_round in zip(seconds["old"], seconds["new"], strict=True)
+        for old, new in zip(old_round, new_round, strict=True)
+    ]
     return {
         "command": " ".join(["python", "benchmarks/bench_cpu_speed.py", *sys.argv[1:]]),
         "baseline_commit": args.baseline,
         "model": QM9_MODEL | {"batch_size": args.batch_size},
-        "parameters": first_new["parameters"],
-        "molecules_per_round": first_new["molecules"],
+        "parameters": workers["new"].ready["parameters"],
+        "molecules_per_round": sum(sizes),
+        "steps_per_round": len(sizes),
         "warmup_steps": args.warmup,
         "threads": args.threads,
         "rounds": args.rounds,
-        "old_molecules_per_s": rates["old"],
-        "new_molecules_per_s": rates["new"],
+        "steps_per_turn": args.chunk,
+        "pause_between_turns_s": args.pause,
+        "old_molecules_per_s": per_round["old"],
+        "new_molecules_per_s": per_round["new"],
         "old_median": medians["old"],
         "new_median": medians["new"],
         "speedup_of_medians": medians["new"] / medians["old"],
-        "per_round_speedup": ratios,
-        "median_per_round_speedup": statistics.median(ratios),
+        "median_step_speedup": statistics.median(step_ratios),
         "old_best_of_rounds": best["old"],
         "new_best_of_rounds": best["new"],
         "speedup_best_of_rounds": best["new"] / best["old"],
         "eval_prediction_max_rel_diff": relative_difference(
-            first_old["eval_prediction_batch0"], first_new["eval_prediction_batch0"]
+            workers["old"].ready["eval_prediction_batch0"],
+            workers["new"].ready["eval_prediction_batch0"],
         ),
-        "first_losses_old": first_old["losses"][:5],
-        "first_losses_new": first_new["losses"][:5],
+        "first_losses_old": losses["old"][:5],
+        "first_losses_new": losses["new"][:5],
     }
 
 
@@ -240,17 +277,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=8, help="steps per turn")
+    parser.add_argument("--pause", type=float, default=0.3, help="seconds between turns")
     parser.add_argument("--baseline", default="def5109")
     parser.add_argument("--output", type=Path, default=RESULTS / "cpu_speed.json")
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
         prepare(args.molecules, args.batch_size, args.prepare)
         return
     if args.worker:
-        worker(args.worker, args.warmup, args.threads, seed=0, out=args.json)
+        worker(args.worker, args.threads, seed=0)
         return
     report = compare(args)
     print(f"\n{'code':<6}{'median molecules/s':>20}{'best of rounds':>16}   per round")
@@ -259,10 +297,10 @@ def main() -> None:
         median, best = report[f"{name}_median"], report[f"{name}_best_of_rounds"]
         print(f"{name:<6}{median:>20.1f}{best:>16.1f}   {rounds}")
     print(
-        f"speed-up (ratio of medians) {report['speedup_of_medians']:.2f}x; "
-        f"median per-round ratio {report['median_per_round_speedup']:.2f}x; "
-        f"best-of-rounds {report['speedup_best_of_rounds']:.2f}x; "
-        f"eval predictions max relative difference {report['eval_prediction_max_rel_diff']:.1e}"
+        f"speed-up: {report['speedup_of_medians']:.2f}x (ratio of medians), "
+        f"{report['median_step_speedup']:.2f}x (median per-step ratio), "
+        f"{report['speedup_best_of_rounds']:.2f}x (best of rounds); eval predictions "
+        f"max relative difference {report['eval_prediction_max_rel_diff']:.1e}"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
