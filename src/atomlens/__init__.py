@@ -11,14 +11,14 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from atomlens.errors import AtomlensError, DataError, StructureError
 
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from atomlens import explain
     from atomlens.inference import load_model
     from atomlens.structures import read_structures
@@ -46,6 +46,8 @@ def __getattr__(name: str) -> Any:
     """Import the lazy exports on first access."""
     if name not in _LAZY:
         raise AttributeError(f"module 'atomlens' has no attribute {name!r}")
+    import importlib
+
     module_name, attribute = _LAZY[name]
     module = importlib.import_module(module_name)
     value = module if attribute is None else getattr(module, attribute)
