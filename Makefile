@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data/mp_crystals_36k.extxyz
-# The CPU wheel of torch, installed before the package (which asks only torch>=2.3), so that
-# pip does not pull the CUDA build and its libraries.
+# torch is installed before the package (which asks only torch>=2.3), so that pip keeps this
+# build (the CPU wheel where pip is set up for it) instead of pulling CUDA libraries.
 TORCH ?= torch==2.13.0
 
 .PHONY: demo test test-all lint bench clean browser
