@@ -86,6 +86,19 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
+def _atom_offsets(atom_count: np.ndarray, edge_count: np.ndarray) -> dict[str, np.ndarray]:
+    """Per level, the batch position of the first atom of each row's graph.
+
+    Added to ``index`` fields, it turns atom indices local to a graph into batch indices.
+    """
+    first_atom = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
+    return {
+        "graph": first_atom,
+        "node": np.repeat(first_atom, atom_count),
+        "edge": np.repeat(first_atom, edge_count),
+    }
+
+
 def _batch_extras(
     atom_count: np.ndarray, targets: np.ndarray, index: np.ndarray, dtype: torch.dtype
 ) -> dict[str, torch.Tensor]:
@@ -116,12 +129,7 @@ def collate(
         "node": _ranges(atom_start, atom_count),
         "edge": _ranges(edge_start, edge_count),
     }
-    atom_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
-    offsets = {
-        "graph": atom_offset,
-        "node": np.repeat(atom_offset, atom_count),
-        "edge": np.repeat(atom_offset, edge_count),
-    }
+    offsets = _atom_offsets(atom_count, edge_count)
     tensors = {}
     for spec in FIELDS:
         if spec.name in a:
@@ -142,12 +150,7 @@ def batch_from_graphs(graphs: list[Graph], dtype: torch.dtype = torch.float32) -
         raise ValueError("no graphs to batch")
     atom_count = np.array([g.num_atoms for g in graphs], dtype=np.int64)
     edge_count = np.array([g.num_edges for g in graphs], dtype=np.int64)
-    atom_offset = np.concatenate([[0], np.cumsum(atom_count)[:-1]])
-    offsets = {
-        "graph": atom_offset,
-        "node": np.repeat(atom_offset, atom_count),
-        "edge": np.repeat(atom_offset, edge_count),
-    }
+    offsets = _atom_offsets(atom_count, edge_count)
     tensors = {}
     for spec in FIELDS:
         parts = [getattr(g, spec.name) for g in graphs]

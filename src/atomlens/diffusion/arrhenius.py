@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from atomlens.errors import DataError
+from atomlens.files import to_strict_json
 from atomlens.units import KB_EV
 
 
@@ -92,16 +93,7 @@ class ArrheniusFit:
                 "extrapolated_lnD_std": err,
                 "extrapolated_D_factor": float(np.exp(err)),
             }
-        return {key: _json_value(value) for key, value in out.items()}
-
-
-def _json_value(value: object) -> object:
-    """NaN or infinite floats (also inside lists) as None, for strict JSON."""
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+        return to_strict_json(out)
 
 
 def format_factor(ln_std: float) -> str:

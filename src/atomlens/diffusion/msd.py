@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from atomlens.errors import DataError
+from atomlens.files import to_strict_json
 from atomlens.units import E_CHARGE, KB_SI
 
 
@@ -176,16 +177,7 @@ class DiffusionResult:
             "fit_range_ps": list(self.fit_range_ps),
             "block_diffusivities_cm2_s": self.block_diffusivities,
         }
-        return {key: _json_value(value) for key, value in out.items()}
-
-
-def _json_value(value: object) -> object:
-    """NaN or infinite floats (also inside lists) as None, for strict JSON."""
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+        return to_strict_json(out)
 
 
 A2_PER_PS_TO_CM2_PER_S = 1e-16 / 1e-12  # Å²/ps -> cm²/s
