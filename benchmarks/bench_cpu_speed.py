@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -233,6 +234,7 @@ def compare(args: argparse.Namespace) -> dict:
         subprocess.run(
             ["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=False
         )
+        shutil.rmtree(tmp, ignore_errors=True)
     per_round = {n: [sum(sizes) / sum(s) for s in seconds[n]] for n in seconds}
     medians = {n: statistics.median(per_round[n]) for n in per_round}
     fastest = {n: [min(step) for step in zip(*seconds[n], strict=True)] for n in seconds}
