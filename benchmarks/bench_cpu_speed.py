@@ -304,7 +304,9 @@ def main() -> None:
         f"max relative difference {report['eval_prediction_max_rel_diff']:.1e}"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=1) + "\n")
+    from atomlens.files import write_json_atomic
+
+    write_json_atomic(args.output, report, indent=1)
     print(f"wrote {args.output}")
 
 

@@ -14,7 +14,6 @@ Writes benchmarks/results/descriptors.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from math import comb
 from pathlib import Path
@@ -130,7 +129,6 @@ def main() -> None:
 
     from atomlens.descriptors.synthetic import diffusivity_table
     from atomlens.descriptors.table import read_table
-    from atomlens.files import write_text_atomic
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "diffusivity.csv"
@@ -142,7 +140,9 @@ def main() -> None:
         "leakage": leakage(table),
         "note": f"three-subset counts: C(85,3)={comb(85, 3):,}, C(182,3)={comb(182, 3):,}",
     }
-    write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
+    from atomlens.files import write_json_atomic
+
+    write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
 
 

@@ -203,7 +203,6 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/bench_amorphous"))
     parser.add_argument("--out", type=Path, default=RESULTS / "diffusion.json")
     args = parser.parse_args()
-    from atomlens.files import write_text_atomic
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.part == "msd":
@@ -212,7 +211,9 @@ def main() -> None:
         results["chgnet"] = bench_chgnet("Li2Si2O5", 100, args.steps)
     else:
         results["end_to_end"] = bench_end_to_end(args.work)
-    write_text_atomic(args.out, json.dumps(results, indent=2) + "\n")
+    from atomlens.files import write_json_atomic
+
+    write_json_atomic(args.out, results)
     print(f"wrote {args.out}")
 
 

@@ -93,7 +93,6 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/atomlens/orbitals"))
     parser.add_argument("--out", type=Path, default=RESULTS / "explain.json")
     args = parser.parse_args()
-    from atomlens.files import write_text_atomic
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for run in args.runs:
@@ -104,7 +103,9 @@ def main() -> None:
         )
         results[str(run)] = report
         print_run(str(run), report)
-        write_text_atomic(args.out, json.dumps(results, indent=2) + "\n")
+        from atomlens.files import write_json_atomic
+
+        write_json_atomic(args.out, results)
     print(f"\nwrote {args.out}")
 
 

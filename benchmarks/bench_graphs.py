@@ -17,6 +17,7 @@ import numpy as np
 
 from atomlens.datasets.cache import build_graph_cache, library_versions
 from atomlens.datasets.sources import load_source
+from atomlens.files import write_json_atomic
 from atomlens.graphs import voronoi_graph, voronoi_graphs
 from atomlens.graphs.reference import pymatgen_voronoi_graph
 from atomlens.structures import read_structures
@@ -154,7 +155,7 @@ def main() -> None:
     )
     print("crystal build:", json.dumps(report["crystal_build"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
 
 

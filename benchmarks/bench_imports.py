@@ -11,7 +11,6 @@ many modules were. Writes benchmarks/results/imports.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -118,7 +117,9 @@ def main() -> None:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    from atomlens.files import write_json_atomic
+
+    write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
 
 

@@ -66,8 +66,9 @@ def main() -> None:
         report[mode] = json.loads(out)
         print(mode, report[mode])
     print(f"cache on disk: {on_disk:.1f} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    from atomlens.files import write_json_atomic
+
+    write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
 
 

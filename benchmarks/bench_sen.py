@@ -227,7 +227,9 @@ def main() -> None:
         print_table(results)
         payload |= {"data": str(args.data), "subset": args.subset, "results": results}
     RESULTS.mkdir(exist_ok=True)
-    file.write_text(json.dumps(payload, indent=2) + "\n")
+    from atomlens.files import write_json_atomic
+
+    write_json_atomic(file, payload)
     print(f"wrote {RESULTS / 'sen.json'}")
 
 

@@ -27,6 +27,7 @@ import yaml
 from atomlens.batching import iterate_batches
 from atomlens.config import validate_config
 from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_source, make_params
+from atomlens.files import write_json_atomic
 from atomlens.training.evaluate import evaluate_run
 from atomlens.training.metrics import regression_metrics
 from atomlens.training.trainer import learning_rate, train
@@ -269,7 +270,7 @@ def compare(args: argparse.Namespace) -> None:
 
 def write(report: dict, name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(report, indent=2))
+    write_json_atomic(RESULTS / name, report)
     print(f"wrote {RESULTS / name}")
 
 
