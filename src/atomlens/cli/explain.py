@@ -11,6 +11,16 @@ from typing import Any
 from atomlens.cli.options import add_device_argument
 from atomlens.errors import AtomlensError
 
+# Names of atomlens.explain.attribution.METHODS, listed here to keep `atomlens --help` light.
+ATTRIBUTION_METHODS = (
+    "attention",
+    "rollout",
+    "gradient_input",
+    "integrated_gradients",
+    "occlusion",
+    "shapley",
+)
+
 
 def register(commands: Any) -> None:
     """Add this module's commands to the ``atomlens`` parser."""
@@ -39,6 +49,21 @@ def register(commands: Any) -> None:
         choices=["atom", "readout"],
         help="compute deletion/insertion curves; mask atoms from the input (atom, default) "
         "or from the global pooling only (readout)",
+    )
+    explain.add_argument(
+        "--method",
+        choices=list(ATTRIBUTION_METHODS),
+        default="attention",
+        help="per-atom scores written beside the attention (column atomlens_<method>) and "
+        "used to order the faithfulness curves: attention (default), rollout (through the "
+        "local layers), gradient_input, integrated_gradients, occlusion (atom removed), "
+        "shapley (sampled)",
+    )
+    explain.add_argument(
+        "--samples", type=int, default=64, help="shapley: random permutations (default 64)"
+    )
+    explain.add_argument(
+        "--steps", type=int, default=32, help="integrated_gradients: steps (default 32)"
     )
     explain.add_argument(
         "--figures", type=int, default=50, help="per-structure PNGs for at most this many"
@@ -103,6 +128,8 @@ def _explain(args: argparse.Namespace) -> None:
         page_limit=args.page_limit,
         faithfulness_mode=args.faithfulness,
         progress=sys.stderr.isatty(),
+        method=args.method,
+        method_options={"samples": args.samples, "steps": args.steps},
     )
     print(f"explained {len(explanations)} structure(s); open {args.out / 'index.html'}")
     if args.figures < len(explanations):
@@ -112,6 +139,8 @@ def _explain(args: argparse.Namespace) -> None:
             f"index.html shows the first {args.page_limit} (raise with --page-limit); "
             "the extxyz and CSV files hold all"
         )
+    if args.method == "shapley":
+        print(f"shapley scores from {args.samples} sampled permutations per structure")
     print(f"wrote {len(written)} files to {args.out}")
     if args.faithfulness:
         summary = json.loads((args.out / "faithfulness.json").read_text())
@@ -124,6 +153,9 @@ def _print_faithfulness(summary: dict) -> None:
         f"faithfulness ({summary['mode']} mask, {summary['n_structures']} structures; mean "
         f"|change of prediction| in {unit}, area over fractions 0..1):"
     )
+    method = summary.get("method", "attention")
+    if method != "attention":
+        print(f"  (the 'attention' order is that of the {method} scores, by magnitude)")
     print(f"  {'order':<10} {'deletion AUC':>13} {'insertion AUC':>14}")
     for order in ("attention", "random", "least"):
         print(

@@ -1,7 +1,13 @@
-"""Per-atom explanations of a trained model: prediction, global and local attention."""
+"""Per-atom explanations of a trained model: prediction, global and local attention.
+
+Besides attention, an explanation may carry the scores of another attribution method
+(:mod:`atomlens.explain.attribution`): ``explain(..., method="shapley")``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +36,10 @@ class Explanation:
             receives from its neighbours (mean over heads, summed over incoming edges).
         extras: Other per-structure outputs of the model (SEN: ``crystal_vector``,
             ``capsule_presence``, ``capsule_pose``, ``capsule_matrix``).
+        method: The attribution method of ``scores`` (a name in
+            :data:`atomlens.explain.attribution.METHODS`).
+        scores: Per-atom scores of ``method`` (N,); the attention itself when ``method``
+            is ``attention`` (the default, filled in when not given).
     """
 
     name: str
@@ -41,6 +51,14 @@ class Explanation:
     attention: np.ndarray
     local_attention: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    method: str = "attention"
+    scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.scores is None:
+            if self.method != "attention":
+                raise ValueError(f"method {self.method!r} needs its scores")
+            object.__setattr__(self, "scores", self.attention)
 
     @property
     def symbols(self) -> list[str]:
@@ -99,6 +117,8 @@ def explain(
     *,
     local: bool = False,
     batch_size: int = 128,
+    method: str = "attention",
+    options: Mapping[str, Any] | None = None,
 ) -> list[Explanation]:
     """Explain the predictions of ``predictor`` for structures.
 
@@ -107,14 +127,23 @@ def explain(
         structures: ase.Atoms, pymatgen or atomlens structures.
         local: Also collect per-layer local attention.
         batch_size: Structures per forward pass.
+        method: Attribution method whose scores fill ``Explanation.scores`` (see
+            :data:`atomlens.explain.attribution.METHODS`); ``attention`` by default.
+        options: Options of the method (``steps``, ``samples``, ``seed``, ``progress``,
+            ``batch_size``); those it does not take are ignored.
 
     Raises:
         StructureError: Naming the structure whose graph cannot be built.
-        DataError: If the model gives no atom attention, or no local attention when asked.
+        DataError: If the model gives no atom attention, or no local attention when asked,
+            or lacks a capability the method needs.
     """
+    from atomlens.explain.attribution import method_of
+
     require(predictor.config.model, "atom_attention", "explain")
     if local:
         require(predictor.config.model, "local_attention", "per-layer local attention (--local)")
+    attribution = method_of(method)
+    attribution.check(predictor)
     results: list[Explanation] = []
     for chunk, graphs, output in predictor.forward(
         structures, batch_size, return_local_attention=local
@@ -151,4 +180,10 @@ def explain(
                     extras={key: array[k] for key, array in per_structure.items()},
                 )
             )
-    return results
+    if method == "attention":
+        return results
+    scores = attribution(predictor, [item.graph for item in results], **dict(options or {}))
+    return [
+        dataclasses.replace(item, method=method, scores=values)
+        for item, values in zip(results, scores, strict=True)
+    ]

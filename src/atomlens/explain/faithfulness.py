@@ -14,6 +14,10 @@ of the atoms, and are summarised by their area (the mean change over fractions 0
 faithful attention moves the prediction *more* than random when its top atoms are deleted
 (larger deletion area) and recovers it *sooner* when they are inserted (smaller insertion
 area).
+
+The ``attention`` order is that of the explanations' scores (``Explanation.scores``): the
+attention itself, or the magnitude of another attribution method's scores when the
+explanations were made with ``method=...``; the report names it in ``method``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class FaithfulnessReport:
         deletion: Per order, (S, F) curves of ``|Δ prediction|`` (random: mean of draws).
         insertion: Per order, (S, F) curves.
         skipped: Names of structures with a single atom (nothing to mask).
+        method: The attribution method whose scores gave the ``attention`` order.
     """
 
     mode: str
@@ -57,6 +62,7 @@ class FaithfulnessReport:
     deletion: dict[str, np.ndarray]
     insertion: dict[str, np.ndarray]
     skipped: list[str] = field(default_factory=list)
+    method: str = "attention"
 
     def areas(self, curve: Literal["deletion", "insertion"]) -> dict[str, np.ndarray]:
         """Area under each structure's curve, per order: (S,) arrays, in ``unit``."""
@@ -69,6 +75,7 @@ class FaithfulnessReport:
         deletion, insertion = self.areas("deletion"), self.areas("insertion")
         return {
             "mode": self.mode,
+            "method": self.method,
             "unit": self.unit,
             "n_structures": len(self.names),
             "n_skipped": len(self.skipped),
@@ -179,9 +186,10 @@ def faithfulness(
     variants: list[tuple[Graph, np.ndarray]] = []
     for item in scored:
         n = len(item.structure)
+        magnitude = np.abs(np.asarray(item.scores))  # attention, or another method's scores
         orders = [
-            np.argsort(-item.attention, kind="stable"),
-            np.argsort(item.attention, kind="stable"),
+            np.argsort(-magnitude, kind="stable"),
+            np.argsort(magnitude, kind="stable"),
         ]
         orders += [rng.permutation(n) for _ in range(n_random)]
         n_deleted, n_kept = mask_counts(n, fractions)
@@ -216,4 +224,5 @@ def faithfulness(
         deletion=by_order(deletion),
         insertion=by_order(insertion),
         skipped=skipped,
+        method=scored[0].method,
     )

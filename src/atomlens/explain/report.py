@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from atomlens.errors import DataError
 from atomlens.explain import capsules, figures, html, tables
 from atomlens.explain.attention import Explanation, explain
+from atomlens.explain.attribution import method_of
 from atomlens.explain.faithfulness import MaskMode, check_capable, faithfulness
 from atomlens.files import safe_filename, write_csv, write_json_atomic
 from atomlens.inference import Predictor
@@ -27,6 +29,8 @@ def write_report(
     page_limit: int = 2000,
     faithfulness_mode: MaskMode | None = None,
     progress: bool = True,
+    method: str = "attention",
+    method_options: Mapping[str, Any] | None = None,
 ) -> tuple[list[Explanation], list[Path]]:
     """Explain ``structures`` and write extxyz, CSV, HTML, PNG (and faithfulness) files.
 
@@ -42,6 +46,11 @@ def write_report(
         page_limit: The HTML page holds at most this many structures (the tables all).
         faithfulness_mode: If given, also compute deletion/insertion curves with this mask.
         progress: Show progress bars.
+        method: Attribution method (:data:`atomlens.explain.attribution.METHODS`). Other
+            than ``attention``, its scores add the column ``atomlens_<method>`` to the
+            extxyz file and ``<method>`` to ``atoms.csv``, and order the atoms of the
+            faithfulness curves.
+        method_options: Its options (``steps``, ``samples``, ``seed``).
 
     Returns:
         The explanations (names made distinct, see :func:`distinct_names`) and the files
@@ -51,7 +60,11 @@ def write_report(
         raise DataError("no structures to explain")
     if faithfulness_mode is not None:  # before the long work, not after it
         check_capable(predictor, faithfulness_mode)
-    explanations = distinct_names(explain(predictor, list(structures), local=local))
+    method_of(method).check(predictor)
+    options = {"progress": progress} | dict(method_options or {})
+    explanations = distinct_names(
+        explain(predictor, list(structures), local=local, method=method, options=options)
+    )
     with staged_outputs(Path(out_dir), stale=STALE_OUTPUTS) as staging:
         written = _write_all(
             predictor,

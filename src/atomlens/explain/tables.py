@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from atomlens.explain.attention import Explanation
 from atomlens.files import atomic_path, write_csv
 from atomlens.structures.io import to_ase
@@ -16,7 +18,8 @@ def write_extxyz(explanations: Sequence[Explanation], path: Path) -> Path:
     """Write all structures to one extxyz file with attention columns (OVITO / ASE gui).
 
     Per atom: ``atomlens_attention``, ``atomlens_attention_rank``, ``atomlens_coordination``
-    and, when collected, ``atomlens_local_attention_<layer>``. Per frame: the prediction as
+    and, when collected, ``atomlens_local_attention_<layer>``; explanations made with
+    another attribution method add its scores as ``atomlens_<method>``. Per frame: the prediction as
     ``atomlens_<target>``, its unit (if any) as ``atomlens_<target>_unit`` and the name as
     ``atomlens_name``. The input's own info and per-atom arrays (forces, tags, ...) are kept.
     """
@@ -35,6 +38,8 @@ def write_extxyz(explanations: Sequence[Explanation], path: Path) -> Path:
         if item.local_attention is not None:
             for layer, values in enumerate(item.local_attention, start=1):
                 atoms.arrays[f"atomlens_local_attention_{layer}"] = values
+        if item.method != "attention":
+            atoms.arrays[f"atomlens_{item.method}"] = np.asarray(item.scores, dtype=np.float64)
         frames.append(atoms)
     with atomic_path(path) as tmp:
         ase.io.write(tmp, frames, format="extxyz")
@@ -42,12 +47,18 @@ def write_extxyz(explanations: Sequence[Explanation], path: Path) -> Path:
 
 
 def write_atom_table(explanations: Sequence[Explanation], path: Path) -> Path:
-    """CSV, one row per atom: structure, atom index, element, attention, rank, coordination."""
+    """CSV, one row per atom: structure, atom index, element, attention, rank, coordination.
+
+    Then the local attention per layer when collected, and a last column named after the
+    attribution method with its scores when the explanations were made with another one.
+    """
     n_layers = max(
         (len(e.local_attention) for e in explanations if e.local_attention is not None), default=0
     )
     header = ["structure", "atom", "element", "attention", "rank", "coordination"]
     header += [f"local_attention_{layer}" for layer in range(1, n_layers + 1)]
+    methods = sorted({e.method for e in explanations} - {"attention"})
+    header += methods
     rows = []
     for item in explanations:
         columns = [item.symbols, item.attention, item.rank, item.coordination]
@@ -56,6 +67,9 @@ def write_atom_table(explanations: Sequence[Explanation], path: Path) -> Path:
             row = [item.name, atom, columns[0][atom], float(columns[1][atom])]
             row += [int(columns[2][atom]), int(columns[3][atom])]
             row += [float(layer[atom]) for layer in local]
+            if n_layers and not len(local):
+                row += [""] * n_layers
+            row += [float(item.scores[atom]) if m == item.method else "" for m in methods]
             rows.append(row)
     return write_csv(path, header, rows)
 

@@ -43,6 +43,9 @@ class ModelSpec:
             ``config.graph_defaults()`` and the run's ``data.graph``.
         capabilities: What it can do, from ``CAPABILITIES``.
         summary: One line for listings.
+        atom_embedding: Name of the submodule whose output is the (N, d) per-atom input
+            embedding; the gradient attributions of :mod:`atomlens.explain.attribution`
+            hook it.
     """
 
     name: str
@@ -51,6 +54,7 @@ class ModelSpec:
     graph_kind: str
     capabilities: frozenset[str]
     summary: str
+    atom_embedding: str = "embedding"
 
     def __post_init__(self) -> None:
         unknown = self.capabilities - CAPABILITIES
