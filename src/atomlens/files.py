@@ -44,13 +44,66 @@ def safe_filename(text: str, limit: int = 60) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:limit] or "file"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (CSV injection)."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text == text.strip()
+
+
+def _needs_quote(text: str) -> bool:
+    rest = text.lstrip("'")
+    return rest[:1] in FORMULA_STARTS and not _is_number(rest)
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` made safe for a spreadsheet: a text cell that would start a formula gets a ``'``.
+
+    Only ``str`` values change, and only those starting with ``=``, ``+``, ``-``, ``@``, a tab
+    or a carriage return (after any leading quotes) that are not plain numbers: ``"-cmd"``
+    becomes ``"'-cmd"``, ``"-1.5"`` and the number ``-1.5`` stay as they are. Undone exactly by
+    :func:`csv_text`.
+    """
+    if isinstance(value, str) and _needs_quote(value):
+        return "'" + value
+    return value
+
+
+def csv_text(text: str) -> str:
+    """The original text of a cell :func:`csv_cell` neutralised (other text is unchanged)."""
+    if text.startswith("'") and _needs_quote(text[1:]):
+        return text[1:]
+    return text
+
+
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    """Write a CSV table atomically."""
+    """Write a CSV table atomically; text cells are neutralised against formulas (``csv_cell``)."""
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([csv_cell(c) for c in header])
+        writer.writerows([csv_cell(c) for c in row] for row in rows)
     return path
+
+
+def read_csv_frame(path: Path | str) -> Any:
+    """``pandas.read_csv(path)`` with the neutralising of :func:`write_csv` undone.
+
+    Column names and text cells get back their original text, so ids written as ``'-cmd``
+    read as ``-cmd``. Pandas errors propagate.
+    """
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    frame.columns = [csv_text(c) if isinstance(c, str) else c for c in frame.columns]
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: csv_text(v) if isinstance(v, str) else v)
+    return frame
 
 
 def to_strict_json(value: Any) -> Any:

@@ -7,10 +7,26 @@ in Jupyter as it is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from atomlens.files import atomic_path
+
+LITERAL: dict[str, bool] = {"parse_math": False, "usetex": False}
+"""Text properties that draw a string exactly as given: no mathtext, no LaTeX.
+
+Pass them (``axis.set_title(name, **LITERAL)``) wherever user text (structure names, file
+names, ids, column names, units) reaches a title, label or annotation: a ``$`` in a name
+then neither starts mathtext (``$x^2$`` would render as math, ``$\\frac$`` would fail)
+nor goes through LaTeX when ``text.usetex`` is set.
+"""
+
+
+def literal(texts: Iterable[Any]) -> None:
+    """Make existing matplotlib ``Text`` objects (legend entries, tick labels) literal."""
+    for text in texts:
+        text.set(**LITERAL)
 
 
 def subplots(

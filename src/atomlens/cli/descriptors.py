@@ -317,14 +317,14 @@ def _fit_table(args: argparse.Namespace) -> None:
 def _predict_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from atomlens.files import check_output_file, write_csv
+    from atomlens.files import check_output_file, read_csv_frame, write_csv
 
     check_output_file(args.out, "--out")
     ensemble, meta = _load_table_model(args.model)
     if not args.table.is_file():
         raise DataError(f"'{args.table}': no such file")
     try:
-        frame = pd.read_csv(args.table)
+        frame = read_csv_frame(args.table)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"'{args.table}' is not a readable CSV table: {reason}") from None

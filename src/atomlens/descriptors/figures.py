@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomlens.plotting import save_figure, subplots
+from atomlens.plotting import LITERAL, save_figure, subplots
 
 TOP_FEATURES = 20
 
@@ -21,7 +21,7 @@ def plot_parity(
     axis.plot([low, high], [low, high], color="black", linewidth=0.8)
     axis.set_xlabel("target")
     axis.set_ylabel("predicted (held out)")
-    axis.set_title(title, fontsize=9)
+    axis.set_title(title, fontsize=9, **LITERAL)
     return save_figure(figure, path)
 
 
@@ -35,5 +35,5 @@ def plot_importances(
     axes[0].set_title("permutation (increase of MSE)", fontsize=9)
     axes[1].barh(np.arange(len(order)), impurity[order], color="tab:orange")
     axes[1].set_title("impurity", fontsize=9)
-    axes[0].set_yticks(np.arange(len(order)), [names[k] for k in order], fontsize=8)
+    axes[0].set_yticks(np.arange(len(order)), [names[k] for k in order], fontsize=8, **LITERAL)
     return save_figure(figure, path)

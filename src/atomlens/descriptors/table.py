@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from atomlens.errors import DataError
+from atomlens.files import read_csv_frame
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def read_table(
     if not path.is_file():
         raise DataError(f"'{path}': no such file")
     try:
-        frame = pd.read_csv(path)
+        frame = read_csv_frame(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"'{path}' is not a readable CSV table: {exc}") from None
     if frame.empty:

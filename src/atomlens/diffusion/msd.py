@@ -330,7 +330,7 @@ def diffusivity(
 
 def plot_msd(result: DiffusionResult, path: Path) -> Path:
     """MSD(t) per axis and total, with the fitted line over the window."""
-    from atomlens.plotting import save_figure, subplots
+    from atomlens.plotting import LITERAL, save_figure, subplots
 
     figure, axis = subplots(figsize=(5, 3.6))
     for k, label in enumerate("xyz"):
@@ -348,6 +348,7 @@ def plot_msd(result: DiffusionResult, path: Path) -> Path:
         f"{result.species} at {result.temperature:g} K: D = {result.diffusivity:.3g} ± "
         f"{result.diffusivity_std:.2g} cm²/s",
         fontsize=9,
+        **LITERAL,
     )
     axis.legend(fontsize=7)
     return save_figure(figure, path)

@@ -69,7 +69,7 @@ def rdf_r2(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> di
 
 def plot_rdfs(r: np.ndarray, rdfs: dict[str, np.ndarray], path):
     """Partial and total g(r) in one figure."""
-    from atomlens.plotting import save_figure, subplots
+    from atomlens.plotting import literal, save_figure, subplots
 
     figure, axis = subplots(figsize=(5, 3.6))
     for name, values in rdfs.items():
@@ -82,5 +82,5 @@ def plot_rdfs(r: np.ndarray, rdfs: dict[str, np.ndarray], path):
         )
     axis.set_xlabel("r (Å)")
     axis.set_ylabel("g(r)")
-    axis.legend(fontsize=7)
+    literal(axis.legend(fontsize=7).get_texts())
     return save_figure(figure, path)

@@ -12,7 +12,7 @@ from ase.data.colors import jmol_colors
 
 from atomlens.explain.attention import Explanation
 from atomlens.explain.faithfulness import ORDERS, FaithfulnessReport
-from atomlens.plotting import save_figure, subplots
+from atomlens.plotting import LITERAL, save_figure, subplots
 
 MAX_ENVIRONMENTS = 24
 
@@ -32,6 +32,7 @@ def plot_structure(item: Explanation, path: Path) -> Path:
     axis.set_title(
         f"{item.name}  {item.structure.formula}  {item.target} = {item.value:.4g} {item.unit}",
         fontsize=9,
+        **LITERAL,
     )
     handles = [
         Rectangle((0, 0), 1, 1, color=jmol_colors[atomic_numbers[s]], label=s)
@@ -55,7 +56,7 @@ def _boxplot(groups: dict[str, list[float]], path: Path, xlabel: str, title: str
     axis.axhline(1.0, color="0.4", linestyle="--", linewidth=1)
     axis.set_ylabel("attention × N (1 = uniform)")
     axis.set_xlabel(xlabel)
-    axis.set_title(title, fontsize=9)
+    axis.set_title(title, fontsize=9, **LITERAL)
     return save_figure(figure, path)
 
 
@@ -106,7 +107,7 @@ def plot_faithfulness(report: FaithfulnessReport, path: Path) -> Path:
             )
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("fraction of atoms")
-    axes[0].set_ylabel(f"mean |Δ prediction| ({report.unit or 'target unit'})")
+    axes[0].set_ylabel(f"mean |Δ prediction| ({report.unit or 'target unit'})", **LITERAL)
     axes[0].legend(fontsize=8)
     figure.suptitle(
         f"faithfulness, {report.mode} mask, {len(report.names)} structures", fontsize=10

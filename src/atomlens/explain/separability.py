@@ -114,7 +114,7 @@ def plot_projection(
     points: np.ndarray, groups: np.ndarray, path: Path, title: str, method: str = "pca"
 ) -> Path:
     """Scatter of a 2-D projection coloured by crystal system."""
-    from atomlens.plotting import colormap, save_figure, subplots
+    from atomlens.plotting import LITERAL, colormap, save_figure, subplots
 
     systems = np.asarray(crystal_system_index(groups))
     fig, ax = subplots(figsize=(5.5, 4.5), dpi=120)
@@ -126,7 +126,7 @@ def plot_projection(
     label = "PC" if method == "pca" else "t-SNE "
     ax.set_xlabel(f"{label}1")
     ax.set_ylabel(f"{label}2")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9, **LITERAL)
     ax.legend(fontsize=7, markerscale=2, frameon=False)
     fig.tight_layout()
     save_figure(fig, path)

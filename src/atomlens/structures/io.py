@@ -171,7 +171,8 @@ def read_structures(
         yield from _read_ase_db(path, index, min_distance, on_invalid)
         return
     numbers = _frame_numbers(index, lambda: _count_frames(source, format))
-    frames = ase.io.iread(source, index=index, format=format)
+    # A '@' in the file name is part of the name, not ASE's 'file@index' selector.
+    frames = ase.io.iread(source, index=index, format=format, do_not_split_by_at_sign=True)
     count = 0
     while True:
         frame = next(numbers, None)
@@ -237,7 +238,8 @@ def _count_frames(source: str, format: str | None) -> int:
     import ase.io
 
     try:
-        return sum(1 for _ in ase.io.iread(source, index=":", format=format))
+        frames = ase.io.iread(source, index=":", format=format, do_not_split_by_at_sign=True)
+        return sum(1 for _ in frames)
     except Exception as exc:  # ASE raises many types for malformed input
         raise StructureError(f"cannot parse: {_describe_parse_error(exc)}", source, None) from exc
 

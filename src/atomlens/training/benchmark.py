@@ -37,7 +37,13 @@ from atomlens.datasets.folds import (
 )
 from atomlens.datasets.sources import Source
 from atomlens.errors import DataError
-from atomlens.files import atomic_path, write_csv, write_json_atomic, write_text_atomic
+from atomlens.files import (
+    atomic_path,
+    csv_text,
+    write_csv,
+    write_json_atomic,
+    write_text_atomic,
+)
 from atomlens.models import graph_spec, model_spec
 
 log = logging.getLogger(__name__)
@@ -387,7 +393,7 @@ def read_test_predictions(fold_dir: Path) -> tuple[list[str], np.ndarray, np.nda
         raise DataError(f"'{path}' is missing; rerun the benchmark command to write it")
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    ids = [r["id"] for r in rows]
+    ids = [csv_text(r["id"]) for r in rows]
     reference = np.array([float(r["reference"]) for r in rows])
     return ids, reference, np.array([float(r["prediction"]) for r in rows])
 

@@ -56,7 +56,7 @@ def evaluate_run(
 
 
 def _parity_plot(path: Path, target: np.ndarray, predicted: np.ndarray, metrics: dict) -> None:
-    from atomlens.plotting import save_figure, subplots
+    from atomlens.plotting import LITERAL, save_figure, subplots
 
     unit = f" ({metrics['unit']})" if metrics["unit"] else ""
     fig, ax = subplots(figsize=(4.5, 4.5), dpi=120)
@@ -64,10 +64,12 @@ def _parity_plot(path: Path, target: np.ndarray, predicted: np.ndarray, metrics:
     low = float(min(target.min(), predicted.min()))
     high = float(max(target.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="black", linewidth=0.8)
-    ax.set_xlabel(f"reference {metrics['target']}{unit}")
-    ax.set_ylabel(f"predicted {metrics['target']}{unit}")
+    ax.set_xlabel(f"reference {metrics['target']}{unit}", **LITERAL)
+    ax.set_ylabel(f"predicted {metrics['target']}{unit}", **LITERAL)
     ax.set_title(
-        f"{metrics['split']}: MAE {metrics['mae']:.3g}, R$^2$ {metrics['r2']:.3f}", fontsize=10
+        f"{metrics['split']}: MAE {metrics['mae']:.3g}, R² {metrics['r2']:.3f}",
+        fontsize=10,
+        **LITERAL,
     )
     fig.tight_layout()
     save_figure(fig, path)
