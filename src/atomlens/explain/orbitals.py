@@ -4,6 +4,12 @@ The weight of atom A in molecular orbital i is its share of the orbital's normal
 density. With the Löwdin population, ``w_A = sum_{mu on A} (S^1/2 C)_{mu i}^2``: every
 weight is non-negative and they sum to 1. The Mulliken population
 ``w_A = sum_{mu on A} C_{mu i} (S C)_{mu i}`` also sums to 1 but can be negative.
+
+Degenerate frontier orbitals: any occupied orbital within ``DEGENERACY_EV`` (1 meV) of the
+HOMO, or virtual orbital within it of the LUMO, belongs to the same (near-)degenerate set,
+and the per-atom weights are averaged over the set. Any single member of a degenerate pair
+is an arbitrary rotation (ethane's HOMO and HOMO-1 lie 0.2 meV apart); the average is
+not.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from atomlens.units import HARTREE_TO_EV
 
 Population = Literal["lowdin", "mulliken"]
 ORBITALS = ("homo", "lumo")
+DEGENERACY_EV = 1e-3
+"""Orbitals this close (eV) to the HOMO (occupied) or LUMO (virtual) are averaged with it."""
+CACHE_VERSION = 2
+"""Version of the cached weight files; files of another version (or threshold) are redone."""
 
 
 def _pyscf():
@@ -66,6 +76,28 @@ def atom_populations(
     return weights
 
 
+def degenerate_average(
+    energies_ev: np.ndarray,
+    weights: np.ndarray,
+    frontier: int,
+    threshold_ev: float = DEGENERACY_EV,
+) -> tuple[np.ndarray, int]:
+    """Per-atom weights averaged over the orbitals degenerate with orbital ``frontier``.
+
+    Args:
+        energies_ev: Energies (eV) of candidate orbitals, all occupied or all virtual (k,).
+        weights: Their per-atom weights (n_atoms, k).
+        frontier: Column of the HOMO (or LUMO) among the candidates.
+        threshold_ev: Orbitals with ``|e - e_frontier| <= threshold_ev`` are averaged.
+
+    Returns:
+        The averaged weights (n_atoms,) and the size of the degenerate set.
+    """
+    energies_ev = np.asarray(energies_ev, dtype=np.float64)
+    members = np.flatnonzero(np.abs(energies_ev - energies_ev[frontier]) <= threshold_ev)
+    return np.asarray(weights)[:, members].mean(axis=1), int(members.size)
+
+
 def frontier_weights(
     structure: Structure,
     *,
@@ -73,8 +105,12 @@ def frontier_weights(
     basis: str = "6-31g",
     population: Population = "lowdin",
     charge: int = 0,
+    degeneracy_ev: float = DEGENERACY_EV,
 ) -> dict[str, np.ndarray]:
     """HOMO and LUMO per-atom weights of a closed-shell molecule.
+
+    Weights are averaged over orbitals within ``degeneracy_ev`` of the HOMO (occupied ones)
+    or of the LUMO (virtual ones); see :func:`degenerate_average`.
 
     Args:
         structure: A molecule (not periodic).
@@ -82,9 +118,11 @@ def frontier_weights(
         basis: Gaussian basis set name.
         population: ``lowdin`` (default) or ``mulliken``.
         charge: Total charge.
+        degeneracy_ev: Degeneracy threshold in eV (0 takes the single HOMO and LUMO).
 
     Returns:
-        ``{"homo": (N,), "lumo": (N,), "homo_energy_ev": ..., "lumo_energy_ev": ...}``.
+        ``{"homo": (N,), "lumo": (N,), "homo_energy_ev": ..., "lumo_energy_ev": ...,
+        "homo_degeneracy": ..., "lumo_degeneracy": ...}`` (degeneracy: orbitals averaged).
 
     Raises:
         StructureError: For periodic or open-shell structures, or when the SCF fails.
@@ -121,18 +159,33 @@ def frontier_weights(
             for atom, (_, _, start, stop) in enumerate(mol.aoslice_by_atom())
         ]
     ).astype(int)
+    energies = np.asarray(mf.mo_energy) * HARTREE_TO_EV
+    near = np.abs(energies - energies[homo]) <= degeneracy_ev
+    occupied = np.flatnonzero(near & (np.arange(energies.size) <= homo))
+    near = np.abs(energies - energies[homo + 1]) <= degeneracy_ev
+    virtual = np.flatnonzero(near & (np.arange(energies.size) > homo))
+    columns = np.concatenate([occupied, virtual])
     weights = atom_populations(
-        mf.mo_coeff[:, [homo, homo + 1]],
+        mf.mo_coeff[:, columns],
         mol.intor("int1e_ovlp"),
         ao_atom,
         len(structure),
         population,
     )
+    n_occ = occupied.size
+    homo_weights, homo_n = degenerate_average(
+        energies[occupied], weights[:, :n_occ], n_occ - 1, degeneracy_ev
+    )
+    lumo_weights, lumo_n = degenerate_average(
+        energies[virtual], weights[:, n_occ:], 0, degeneracy_ev
+    )
     return {
-        "homo": weights[:, 0],
-        "lumo": weights[:, 1],
-        "homo_energy_ev": float(mf.mo_energy[homo] * HARTREE_TO_EV),
-        "lumo_energy_ev": float(mf.mo_energy[homo + 1] * HARTREE_TO_EV),
+        "homo": homo_weights,
+        "lumo": lumo_weights,
+        "homo_energy_ev": float(energies[homo]),
+        "lumo_energy_ev": float(energies[homo + 1]),
+        "homo_degeneracy": homo_n,
+        "lumo_degeneracy": lumo_n,
     }
 
 
@@ -148,17 +201,33 @@ def cached_frontier_weights(
 ) -> dict[str, np.ndarray]:
     """:func:`frontier_weights`, stored per molecule and settings so a rerun skips it.
 
-    Each result is written atomically: a killed job keeps every finished molecule.
+    Each result is written atomically: a killed job keeps every finished molecule. A file
+    records ``CACHE_VERSION`` and ``DEGENERACY_EV``; one written by another version or with
+    another threshold (or unreadable) is computed again and replaced.
     """
     tag = "_".join(
         str(settings.get(k, d))
         for k, d in (("method", "b3lyp"), ("basis", "6-31g"), ("population", "lowdin"))
     )
     path = Path(cache_dir) / safe_filename(tag) / f"{structure_key(structure)}.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
+    stored = _read_cache(path)
+    if stored is not None:
         return {k: np.asarray(v) if isinstance(v, list) else v for k, v in stored.items()}
     result = frontier_weights(structure, **settings)
     payload = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
+    payload |= {"version": CACHE_VERSION, "degeneracy_ev": DEGENERACY_EV}
     write_json_atomic(path, payload, indent=None)
     return result
+
+
+def _read_cache(path: Path) -> dict | None:
+    """A cached result of this version and threshold, else None (missing, old or unreadable)."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    if stored.get("version") != CACHE_VERSION or stored.get("degeneracy_ev") != DEGENERACY_EV:
+        return None
+    return stored

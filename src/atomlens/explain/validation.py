@@ -12,6 +12,9 @@ correlation for baseline scores that know nothing about the model:
 Hydrogens carry little of a frontier orbital, so the heavy-atom baseline is strong. The
 correlation over heavy atoms only (``spearman_heavy``, molecules with three or more) asks
 the harder question: does attention pick the right carbon, nitrogen or oxygen?
+
+The orbital weights are averaged over (near-)degenerate orbitals, those within
+``DEGENERACY_EV`` of the HOMO or LUMO (see :mod:`atomlens.explain.orbitals`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from scipy.stats import ConstantInputWarning, spearmanr
 from tqdm.auto import tqdm
 
 from atomlens.explain.attention import Explanation
-from atomlens.explain.orbitals import ORBITALS, cached_frontier_weights
+from atomlens.explain.orbitals import DEGENERACY_EV, ORBITALS, cached_frontier_weights
 
 BASELINES = ("random", "centrality", "heavy_atom")
 RANDOM_DRAWS = 20
@@ -71,8 +74,17 @@ class ValidationReport:
     settings: dict[str, str]
 
     def summary(self) -> dict:
-        """Mean (and standard error) of each score's Spearman correlation and top-1 rate."""
-        out: dict = {"reference": self.reference, "n_molecules": len(self.names), **self.settings}
+        """Mean (and standard error) of each score's Spearman correlation and top-1 rate.
+
+        Undefined values (no molecule with a defined correlation) are NaN; write the summary
+        with :func:`atomlens.files.write_json_atomic`, which makes them null.
+        """
+        out: dict = {
+            "reference": self.reference,
+            "n_molecules": len(self.names),
+            **self.settings,
+            "degeneracy_ev": DEGENERACY_EV,
+        }
         for name, values in self.correlations.items():
             finite = values[np.isfinite(values)]
             heavy = self.heavy_correlations[name]
