@@ -13,6 +13,7 @@ from atomlens.cli import main
 from atomlens.config import validate_config
 from atomlens.datasets.cache import graphs_of, make_params
 from atomlens.errors import DataError
+from atomlens.explain import attribution
 from atomlens.explain.attention import explain
 from atomlens.explain.attribution import (
     METHODS,
@@ -135,6 +136,14 @@ def test_shapley_efficiency_and_seed(molecule_predictor, molecules):
         assert first[k].sum() == pytest.approx(values[k] - base, abs=1e-4)
         np.testing.assert_array_equal(first[k], again[k])
     assert any(not np.allclose(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_shapley_groups_do_not_change_the_estimate(molecule_predictor, molecules, monkeypatch):
+    together = attribute(molecule_predictor, molecules[:5], "shapley", samples=6, seed=1)
+    monkeypatch.setattr(attribution, "SHAPLEY_GROUP", 1)  # one structure per group
+    apart = attribute(molecule_predictor, molecules[:5], "shapley", samples=6, seed=1)
+    for a, b in zip(together, apart, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_occlusion_is_the_change_when_the_atom_is_removed(molecule_predictor, molecules):

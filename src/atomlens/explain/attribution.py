@@ -300,7 +300,7 @@ def occlusion_scores(
                 keep = np.ones(n, dtype=bool)
                 keep[atom] = False
                 variants.append((graph, keep))
-    values = _predict_masked(predictor, variants, "atom", batch_size, progress)
+    values = _predict_masked(predictor, variants, "atom", batch_size, progress, desc="occlusion")
     scores: Scores = []
     start = 0
     for graph in graphs:
@@ -332,6 +332,33 @@ def shapley_scores(
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
     rng = np.random.default_rng(seed)
+    scores: Scores = []
+    group: list[Graph] = []
+    planned = 0
+    for graph in graphs:  # groups of structures bound the masked variants held at once
+        group.append(graph)
+        planned += samples * graph.num_atoms
+        if planned >= SHAPLEY_GROUP:
+            scores += _shapley_group(predictor, group, samples, rng, batch_size, progress)
+            group, planned = [], 0
+    if group:
+        scores += _shapley_group(predictor, group, samples, rng, batch_size, progress)
+    return scores
+
+
+# Masked variants (subgraph keep masks) planned at once by shapley_scores.
+SHAPLEY_GROUP = 65536
+
+
+def _shapley_group(
+    predictor: Predictor,
+    graphs: list[Graph],
+    samples: int,
+    rng: np.random.Generator,
+    batch_size: int,
+    progress: bool,
+) -> Scores:
+    """Shapley estimates of a group of structures, their masked subgraphs batched together."""
     variants: list[tuple[Graph, np.ndarray]] = []
     plans: list[tuple[np.ndarray, np.ndarray]] = []
     for graph in graphs:
@@ -354,7 +381,7 @@ def shapley_scores(
                 keep[atom] = True
                 coalitions[s, t] = position(keep)
         plans.append((orders, coalitions))
-    values = _predict_masked(predictor, variants, "atom", batch_size, progress)
+    values = _predict_masked(predictor, variants, "atom", batch_size, progress, desc="shapley")
     base = empty_value(predictor)
     scores: Scores = []
     for orders, coalitions in plans:

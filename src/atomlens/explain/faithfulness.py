@@ -132,11 +132,12 @@ def _predict_masked(
     mode: MaskMode,
     batch_size: int,
     progress: bool,
+    desc: str = "faithfulness",
 ) -> np.ndarray:
     """Predictions (physical units) for each (graph, keep mask) variant."""
     out = np.empty(len(variants))
     starts = range(0, len(variants), batch_size)
-    for start in tqdm(starts, desc="faithfulness", unit="batch", disable=not progress):
+    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
         chunk = variants[start : start + batch_size]
         if mode == "atom":
             batch = batch_from_graphs([g.subgraph(keep) for g, keep in chunk])
