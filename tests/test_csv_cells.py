@@ -5,8 +5,8 @@ import csv
 import numpy as np
 import pytest
 
-from atomlens.descriptors.table import read_table
-from atomlens.files import csv_cell, csv_text, read_csv_frame, write_csv
+from atomlens.descriptors.table import read_csv_frame, read_table
+from atomlens.files import csv_cell, csv_text, write_csv
 
 DANGEROUS = ['=HYPERLINK("http://x","y")', "@SUM(1)", "-cmd", "+1+2", "\tx", "\rx", "-1+cmd"]
 

@@ -90,22 +90,6 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
-def read_csv_frame(path: Path | str) -> Any:
-    """``pandas.read_csv(path)`` with the neutralising of :func:`write_csv` undone.
-
-    Column names and text cells get back their original text, so ids written as ``'-cmd``
-    read as ``-cmd``. Pandas errors propagate.
-    """
-    import pandas as pd
-
-    frame = pd.read_csv(path)
-    frame.columns = [csv_text(c) if isinstance(c, str) else c for c in frame.columns]
-    for column in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: csv_text(v) if isinstance(v, str) else v)
-    return frame
-
-
 def to_strict_json(value: Any) -> Any:
     """``value`` with numpy types made plain and every non-finite float turned into None.
 

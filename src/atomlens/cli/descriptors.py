@@ -317,7 +317,8 @@ def _fit_table(args: argparse.Namespace) -> None:
 def _predict_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from atomlens.files import check_output_file, read_csv_frame, write_csv
+    from atomlens.descriptors.table import read_csv_frame
+    from atomlens.files import check_output_file, write_csv
 
     check_output_file(args.out, "--out")
     ensemble, meta = _load_table_model(args.model)

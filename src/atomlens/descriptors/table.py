@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from atomlens.errors import DataError
-from atomlens.files import read_csv_frame
+from atomlens.files import csv_text
+
+
+def read_csv_frame(path: Path | str) -> Any:
+    """``pandas.read_csv(path)`` with the neutralising of ``files.write_csv`` undone.
+
+    Column names and text cells get back their original text, so ids written as ``'-cmd``
+    read as ``-cmd``. Pandas errors propagate.
+    """
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    frame.columns = [csv_text(c) if isinstance(c, str) else c for c in frame.columns]
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: csv_text(v) if isinstance(v, str) else v)
+    return frame
 
 
 @dataclass(frozen=True)
