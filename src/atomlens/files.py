@@ -32,6 +32,34 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporary_files(folder: Path) -> list[Path]:
+    """Delete temporary files of :func:`atomic_path` that killed writers left in ``folder``.
+
+    A file is stale when the process that wrote it no longer runs; a live writer's file is
+    kept. Returns the files removed.
+    """
+    removed = []
+    for path in folder.glob(".*.tmp*"):
+        match = re.search(r"\.tmp(\d+)", path.name)
+        if match is None or not path.is_file() or _process_alive(int(match.group(1))):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own earlier incarnation cannot be writing now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_text_atomic(path: Path | str, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     with atomic_path(path) as tmp:

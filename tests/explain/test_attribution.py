@@ -302,3 +302,17 @@ def test_sen_gradient_methods_and_masks(tiny_sen):
     np.testing.assert_allclose([s.sum() for s in shapley], full + 1.0, atol=1e-4)  # f - mean
     with pytest.raises(DataError, match="local attention; model 'sen' has none"):
         attribute(predictor, graphs, "rollout")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--method", "shapley", "--samples", "0"], "--samples must be at least 1, got 0"),
+        (["--method", "integrated_gradients", "--steps", "-1"], "--steps must be at least 1"),
+    ],
+)
+def test_cli_bad_sample_counts_are_one_line_errors(molecule_run, tmp_path, capsys, option, message):
+    files = ["tests/data/qm9_sample.extxyz", "--out", str(tmp_path / "out")]
+    assert main(["explain", str(molecule_run), *files, *option]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and "\n" not in err

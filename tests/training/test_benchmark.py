@@ -29,6 +29,16 @@ TINY_SEN = [
     "training.batch_size=4",
     "training.threads=1",
 ]
+TINY_SCANN = [
+    "model.n_layers=1",
+    "model.local_dim=8",
+    "model.n_heads=2",
+    "model.ffn_dim=8",
+    "model.global_dim=8",
+    "model.readout_dim=8",
+    "model.embedding_dim=8",
+    "training.epochs=1",
+]
 
 
 def sen_run(root, overrides):
@@ -154,17 +164,7 @@ def test_scann_through_the_same_runner(tmp_path):
         tmp_path / "scann",
         data=CRYSTALS,
         n_folds=2,
-        overrides=[
-            "model.n_layers=1",
-            "model.local_dim=8",
-            "model.n_heads=2",
-            "model.ffn_dim=8",
-            "model.global_dim=8",
-            "model.readout_dim=8",
-            "model.embedding_dim=8",
-            "training.epochs=1",
-            f"data.cache_dir={tmp_path / 'cache'}",
-        ],
+        overrides=[*TINY_SCANN, f"data.cache_dir={tmp_path / 'cache'}"],
         progress=False,
     )
     assert summary["folds_done"] == 2 and summary["unit"] == "eV"

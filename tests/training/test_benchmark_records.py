@@ -20,21 +20,11 @@ from atomlens.datasets import load_source
 from atomlens.datasets.folds import MATBENCH_SEED, folds_over_records
 from atomlens.datasets.matbench import matbench_ids
 from atomlens.training.benchmark import task_records
+from tests.training.test_benchmark import TINY_SCANN as TINY_SCANN_MODEL
 
 DATA = Path(__file__).parents[1] / "data"
 CRYSTALS = DATA / "mp_crystals_sample.extxyz"
-TINY_SCANN = [
-    "model.n_layers=1",
-    "model.local_dim=8",
-    "model.n_heads=2",
-    "model.ffn_dim=8",
-    "model.global_dim=8",
-    "model.readout_dim=8",
-    "model.embedding_dim=8",
-    "training.epochs=1",
-    "training.batch_size=4",
-    "training.threads=1",
-]
+TINY_SCANN = [*TINY_SCANN_MODEL, "training.batch_size=4", "training.threads=1"]
 NAN_RECORD = 5  # the fake task's record without a label (skipped at graph building)
 
 

@@ -8,10 +8,11 @@ import pytest
 
 from atomlens.config import validate_config
 from atomlens.errors import DataError
+from atomlens.files import remove_stale_temporary_files
 from atomlens.inference import load_model
 from atomlens.locks import exclusive
 from atomlens.paths import default_cache_dir, resolve_cache_dir
-from atomlens.training.trainer import remove_stale_temporary_files, run_dir_lock, train
+from atomlens.training.trainer import run_dir_lock, train
 
 
 def test_a_second_training_on_the_same_run_dir_is_refused(tiny_config):
@@ -81,3 +82,13 @@ def test_lock_file_does_not_pollute_the_run_dir(tiny_config):
     assert not list(run.glob("*.lock"))
     with exclusive(run.parent / f".{run.name}.lock", "x", wait=False):
         pass
+
+
+def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tiny_config, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("ATOMLENS_CACHE", str(blocker))
+    raw = tiny_config(epochs=1).model_dump(mode="json")
+    raw["data"]["cache_dir"] = None
+    with pytest.raises(DataError, match=r"\$ATOMLENS_CACHE\) '.*not-a-folder' is an existing file"):
+        train(validate_config(raw), progress=False)

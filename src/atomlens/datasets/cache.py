@@ -30,7 +30,7 @@ import numpy as np
 
 from atomlens.datasets.sources import Source
 from atomlens.errors import DataError, StructureError, describe_location
-from atomlens.files import atomic_path, dumps_json
+from atomlens.files import atomic_path, check_output_dir, dumps_json
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.schema import FIELDS, GROUPS
@@ -122,6 +122,9 @@ def build_graph_cache(
     if (final / "manifest.json").is_file():
         return final
     label_skips = _check_labels(source, skip_invalid)
+    check_output_dir(
+        cache_dir, "graph cache folder (--cache-dir, data.cache_dir or $ATOMLENS_CACHE)"
+    )
     # A second build of the same entry waits for the first and then reuses its result.
     with exclusive(cache_dir / f".{source.name}-{key}.lock", f"graph cache '{final}'", wait=True):
         if (final / "manifest.json").is_file():

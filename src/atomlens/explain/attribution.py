@@ -268,7 +268,7 @@ def integrated_gradients_scores(
     ``batch_size`` counts graph copies: each structure is run ``steps`` times in a batch.
     """
     if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+        raise DataError(f"--steps must be at least 1, got {steps}")
     alphas = (np.arange(steps) + 0.5) / steps
     per_chunk = max(1, batch_size // steps)
     scores: Scores = []
@@ -330,7 +330,7 @@ def shapley_scores(
     coalition's is :func:`empty_value`. Each structure's scores sum to ``f(x)`` minus it.
     """
     if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
+        raise DataError(f"--samples must be at least 1, got {samples}")
     rng = np.random.default_rng(seed)
     scores: Scores = []
     group: list[Graph] = []

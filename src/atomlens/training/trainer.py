@@ -12,8 +12,6 @@ import contextlib
 import csv
 import logging
 import math
-import os
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +29,12 @@ from atomlens.datasets.cache import library_versions
 from atomlens.datasets.splits import random_split, target_statistics
 from atomlens.device import Prefetcher, autocast, model_device, resolve_device, to_device
 from atomlens.errors import DataError
-from atomlens.files import write_csv, write_json_atomic, write_text_atomic
+from atomlens.files import (
+    remove_stale_temporary_files,
+    write_csv,
+    write_json_atomic,
+    write_text_atomic,
+)
 from atomlens.locks import exclusive
 from atomlens.models import build_model, graph_spec
 from atomlens.training.checkpoint import load_checkpoint, save_checkpoint
@@ -383,34 +386,6 @@ def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
     # Where the (content-addressed) graph cache lives does not change a run.
     data = {k: v for k, v in raw.get("data", {}).items() if k != "cache_dir"}
     return raw | {"training": training, "data": data}
-
-
-def remove_stale_temporary_files(folder: Path) -> list[Path]:
-    """Delete temporary files that killed writers left in ``folder`` (``.<name>.tmp<pid>.*``).
-
-    A file is stale when the process that wrote it no longer runs; a live writer's file is
-    kept. Returns the files removed.
-    """
-    removed = []
-    for path in folder.glob(".*.tmp*"):
-        match = re.search(r"\.tmp(\d+)", path.name)
-        if match is None or not path.is_file() or _process_alive(int(match.group(1))):
-            continue
-        path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our own earlier incarnation cannot be writing now
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def train(
