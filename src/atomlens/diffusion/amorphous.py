@@ -170,6 +170,27 @@ class AmorphousRun:
         """The file of segment ``k`` of a stage."""
         return self.out_dir / f"{stage}_segment{k:04d}.extxyz"
 
+    def state_file(self, stage: str, k: int) -> Path:
+        """The exact (float64) end state of segment ``k`` of a stage."""
+        return self.out_dir / f"{stage}_segment{k:04d}.npz"
+
+    def resume_state(self, stage: str, k: int) -> Any:
+        """The atoms at the end of finished segment ``k``, bit for bit where the state exists.
+
+        Segments written before the exact state was kept resume from the extxyz frame.
+        """
+        import ase.io
+
+        atoms = ase.io.read(self.segment_file(stage, k), index=-1)
+        state = self.state_file(stage, k)
+        if state.is_file():
+            with np.load(state) as saved:
+                if saved["positions"].shape == atoms.positions.shape:
+                    atoms.set_cell(saved["cell"])
+                    atoms.positions = saved["positions"]
+                    atoms.set_momenta(saved["momenta"])
+        return atoms
+
     def run_stage(self, atoms: Any, stage: Stage, calculator: Any) -> Any:
         """Run (or resume) one stage; returns the atoms at its end."""
         import ase.io
@@ -183,7 +204,7 @@ class AmorphousRun:
         if start and done != list(range(start)):
             raise DataError(f"{self.out_dir}: segments of '{stage.name}' are not contiguous")
         if start:
-            atoms = ase.io.read(self.segment_file(stage.name, start - 1), index=-1)
+            atoms = self.resume_state(stage.name, start - 1)
         else:
             MaxwellBoltzmannDistribution(
                 atoms, temperature_K=stage.temperature, rng=np.random.default_rng(self.seed)
@@ -196,6 +217,11 @@ class AmorphousRun:
             disable=not self.progress,
         )
         for k in range(start, n_segments):
+            # Each segment starts from a fresh calculator state (no cached results or
+            # neighbour lists), as a resumed one does: deterministic potentials then give
+            # a resumed run bit for bit the same as an uninterrupted one.
+            if callable(getattr(calculator, "reset", None)):
+                calculator.reset()
             dyn = Langevin(
                 atoms,
                 self.timestep_fs * units.fs,
@@ -229,6 +255,15 @@ class AmorphousRun:
             last = atoms.copy()
             last.info = {"stage": stage.name, "temperature_K": stage.temperature, "final": True}
             frames.append(last)
+            # The exact end state first (extxyz rounds to 1e-8, which chaotic MD amplifies),
+            # then the segment file whose presence marks the segment finished.
+            with atomic_path(self.state_file(stage.name, k)) as tmp:
+                np.savez(
+                    tmp,
+                    positions=atoms.positions,
+                    momenta=atoms.get_momenta(),
+                    cell=atoms.cell.array,
+                )
             with atomic_path(self.segment_file(stage.name, k)) as tmp:
                 ase.io.write(tmp, frames, format="extxyz")
             bar.update()
@@ -254,6 +289,7 @@ REQUEST_FILE = "request.json"
 _RUN_FILE = re.compile(
     r"^(packed|(melt|volume\d\.\d|volume_check|quench\d+|anneal\d+)(_segment\d{4})?"
     r"|(quench|anneal\d+)_final)\.extxyz$|^(request|summary|volume)\.json$"
+    r"|^(melt|volume\d\.\d|volume_check|quench\d+|anneal\d+)_segment\d{4}\.npz$"
 )
 
 
