@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from atomlens.device import DEVICE_PATTERN
+from atomlens.errors import DataError
 from atomlens.models import MODELS, ModelConfigBase, ScannConfig, model_spec
 from atomlens.yamlconfig import apply_overrides, read_yaml_config, validate_model
 
@@ -69,6 +70,35 @@ class DataConfig(BaseModel):
     )
     skip_invalid: bool = False
     split: SplitConfig = Field(default_factory=SplitConfig)
+    unit: str | None = Field(
+        None,
+        description="unit of the target (free text, e.g. eV/cell) where atomlens knows none; "
+        "it must agree with a built-in label's unit",
+    )
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_text(cls, value: str | None) -> str | None:
+        """One line of printable text (empty means none)."""
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.isprintable():
+            raise ValueError(f"a unit is one line of printable text, got {value!r}")
+        return value or None
+
+    def resolve_unit(self, known: str) -> str:
+        """The target's unit: ``known`` (the source's own unit, "" if none) or ``unit``.
+
+        Raises:
+            DataError: If ``unit`` contradicts a unit the source defines for the target.
+        """
+        if self.unit and known and self.unit != known:
+            raise DataError(
+                f"data.unit is '{self.unit}' but the label '{self.target}' of '{self.source}' "
+                f"is in {known}; remove data.unit or set it to '{known}'"
+            )
+        return self.unit or known
 
 
 class TrainingConfig(BaseModel):
@@ -83,14 +113,16 @@ class TrainingConfig(BaseModel):
     min_lr: float = Field(5e-5, ge=0)
     scheduler: Literal["cosine", "cosine_budget", "warm_restarts", "constant"] = Field(
         "cosine",
-        description="cosine_budget: one cosine over the max_minutes budget (lr set per epoch)",
+        description="cosine_budget: one cosine over the max_minutes budget (lr set per batch)",
     )
     restart_epochs: int = Field(50, ge=1, description="period of warm restarts")
     weight_decay: float = Field(1e-4, ge=0, description="L2 on dense weight matrices")
     loss: Literal["rmse", "mse", "mae"] = "rmse"
     grad_clip: float | None = Field(10.0, gt=0)
     patience: int = Field(200, ge=1, description="early stopping on validation MAE")
-    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget")
+    max_minutes: float | None = Field(
+        None, gt=0, description="wall-clock budget, checked after every batch"
+    )
     seed: int = 0
     threads: int | None = Field(None, ge=1)
     device: str = Field(

@@ -13,6 +13,7 @@ import csv
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class TrainState:
     best_epoch: int = 0
     elapsed_seconds: float = 0.0
     stopped: str = ""
+    discarded_batches: int = 0  # of an epoch cut by the time budget (not kept)
 
 
 @dataclass(frozen=True)
@@ -135,13 +137,28 @@ class EarlyStopping(Callback):
 
 
 class TimeBudget(Callback):
-    """Stop when ``training.max_minutes`` of training time are used."""
+    """Stop when ``training.max_minutes`` of training time are used.
+
+    This rule is checked after each epoch (and when a run resumes); the trainer also checks
+    the budget after every batch and then stops within the epoch (see
+    :meth:`Trainer.train_epoch`).
+    """
 
     def stop_reason(self, trainer: Trainer) -> str:  # noqa: D102
-        minutes = trainer.config.training.max_minutes
-        if minutes is not None and trainer.state.elapsed_seconds >= 60 * minutes:
-            return f"time budget of {minutes} min reached"
+        if trainer.state.elapsed_seconds >= budget_seconds(trainer.config):
+            return budget_reason(trainer.config)
         return ""
+
+
+def budget_seconds(config: TrainConfig) -> float:
+    """The time budget ``training.max_minutes`` in seconds (infinite without one)."""
+    minutes = config.training.max_minutes
+    return math.inf if minutes is None else 60.0 * minutes
+
+
+def budget_reason(config: TrainConfig) -> str:
+    """The stop reason of a run whose time budget is used up."""
+    return f"time budget of {config.training.max_minutes} min reached"
 
 
 class Checkpointer(Callback):
@@ -257,14 +274,14 @@ def prepare_data(
 def learning_rate(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0) -> float:
     """Learning rate for a (0-based) epoch under the configured schedule.
 
-    ``cosine_budget`` follows the share of the time budget already used, so a run cut
-    by ``max_minutes`` still ends its schedule at ``min_lr``.
+    ``cosine_budget`` follows the share of the time budget already used (the trainer sets
+    it before every batch), so a run cut by ``max_minutes`` ends its schedule at ``min_lr``.
     """
     t = config.training
     if t.scheduler == "constant":
         return t.lr
     if t.scheduler == "cosine_budget":
-        phase = min(elapsed_seconds / (60 * (t.max_minutes or math.inf)), 1.0)
+        phase = min(elapsed_seconds / budget_seconds(config), 1.0)
     else:
         period = t.epochs if t.scheduler == "cosine" else t.restart_epochs
         phase = (epoch % period) / period
@@ -383,8 +400,8 @@ def _normalised(raw: Any) -> dict[str, Any]:
 
 def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
     training = {k: v for k, v in raw.get("training", {}).items() if k not in RESUMABLE_CHANGES}
-    # Where the (content-addressed) graph cache lives does not change a run.
-    data = {k: v for k, v in raw.get("data", {}).items() if k != "cache_dir"}
+    # Where the (content-addressed) graph cache lives and the unit's name do not change a run.
+    data = {k: v for k, v in raw.get("data", {}).items() if k not in ("cache_dir", "unit")}
     return raw | {"training": training, "data": data}
 
 
@@ -455,6 +472,8 @@ class Trainer:
         state: Progress (saved in checkpoints).
         callbacks: Called after every epoch, in order.
         run_dir: The run directory.
+        unit: The target's unit ("" if none; set by :meth:`setup`).
+        clock: Seconds of a monotonic clock; the time budget and timings follow it.
     """
 
     def __init__(
@@ -476,6 +495,7 @@ class Trainer:
         self.metrics_file = self.run_dir / "metrics.csv"
         self.state = TrainState()
         self.resumed_row: list[Any] | None = None
+        self.clock: Callable[[], float] = time.perf_counter  # seconds; tests may replace it
         self._started = 0.0
 
     # -- set-up ---------------------------------------------------------------------------
@@ -501,6 +521,8 @@ class Trainer:
         self.dataset, self.split = prepare_data(
             self.config, info, self.run_dir, use_saved_split=action != "replace"
         )
+        data = self.config.data
+        self.unit = data.resolve_unit(self.dataset.manifest["units"].get(data.target, ""))
         if info.is_main:
             _warn_if_not_size_consistent(self.config, self.dataset)
         if info.is_main:
@@ -589,10 +611,12 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_train_start(self)
         barrier(self.info)
-        self._started = time.perf_counter() - self.state.elapsed_seconds
+        self._started = self.clock() - self.state.elapsed_seconds
         t = self.config.training
         while self.state.epoch < t.epochs and not self.state.stopped:
             result = self.train_epoch()
+            if result is None:  # the time budget ran out within the epoch
+                break
             for callback in self.callbacks:
                 callback.on_epoch_end(self, result)
             barrier(self.info)
@@ -602,44 +626,82 @@ class Trainer:
     def _stop_reason(self) -> str:
         return next((r for c in self.callbacks if (r := c.stop_reason(self))), "")
 
-    def train_epoch(self) -> EpochResult:
-        """Train one epoch, validate, update the state; returns the epoch's measurements."""
+    def _elapsed(self) -> float:
+        """Seconds of training used by the run (earlier calls included)."""
+        return self.clock() - self._started
+
+    def _out_of_time(self) -> bool:
+        """True when the time budget is used up (all ranks agree; checked after each batch).
+
+        With a budget the device is synchronised first, so that the clock covers the work
+        queued on an accelerator, not only the work launched.
+        """
+        budget = budget_seconds(self.config)
+        if math.isinf(budget):
+            return False
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+        out = self._elapsed() >= budget
+        if self.info.world_size > 1:  # every rank must stop after the same batch
+            flag = torch.tensor(float(out), device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            out = bool(flag.item())
+        return out
+
+    def train_epoch(self) -> EpochResult | None:
+        """Train one epoch, validate, update the state; returns the epoch's measurements.
+
+        When the time budget runs out before the epoch's last batch, training stops after
+        the current batch: the epoch is not validated nor checkpointed (the checkpoint of
+        the last finished epoch stands; see :meth:`_stop_within_epoch`); returns None.
+        """
         t, info, state = self.config.training, self.info, self.state
         epoch = state.epoch
-        lr = learning_rate(self.config, epoch, time.perf_counter() - self._started)
+        lr = learning_rate(self.config, epoch, self._elapsed())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         order = np.random.default_rng(t.seed + epoch).permutation(self.split.train)
         usable = len(order) - len(order) % info.world_size
         shard = order[info.rank : usable : info.world_size]
         self.wrapped.train()
-        epoch_start = time.perf_counter()
+        epoch_start = self.clock()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
+        n_batches = math.ceil(len(shard) / t.batch_size)
         from tqdm.auto import tqdm
 
         with device_batches(self.dataset, shard, t.batch_size, self.device) as batches:
             bar = tqdm(
                 batches,
-                total=math.ceil(len(shard) / t.batch_size),
+                total=n_batches,
                 leave=False,
                 desc=f"epoch {epoch + 1}/{t.epochs}",
                 disable=None if (self.progress and info.is_main) else True,
             )
             for step, batch in enumerate(bar):
+                if step and t.scheduler == "cosine_budget":  # follows the clock batch by batch
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = learning_rate(self.config, epoch, self._elapsed())
                 batch = to_device(batch, self.device, non_blocking=True)
                 loss = self._step(batch)
                 total += loss * batch.num_graphs
                 count += batch.num_graphs
                 if not bar.disable and step % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
+                if step + 1 < n_batches and self._out_of_time():  # the last one: validate
+                    bar.close()
+                    self._stop_within_epoch(step + 1, n_batches)
+                    return None
+            bar.close()
         train_loss = total.item() / max(count, 1)  # waits for the device
         if not math.isfinite(train_loss):
             raise DataError(
                 f"the loss became {train_loss} in epoch {epoch + 1}; lower training.lr or "
                 "check the labels"
             )
-        seconds = time.perf_counter() - epoch_start
+        seconds = self.clock() - epoch_start
         val = regression_metrics(
             self.dataset.targets[self.split.val, 0],
             predict_indices(
@@ -652,7 +714,8 @@ class Trainer:
             ),
         )
         state.epoch = epoch + 1
-        state.elapsed_seconds = time.perf_counter() - self._started
+        state.elapsed_seconds = self._elapsed()
+        state.discarded_batches = 0
         improved = val["mae"] < state.best_val_mae
         if improved:
             state.best_val_mae, state.best_epoch = val["mae"], state.epoch
@@ -666,6 +729,44 @@ class Trainer:
             structures_per_s=count * info.world_size / max(seconds, 1e-9),
             improved=improved,
         )
+
+    def _stop_within_epoch(self, done: int, n_batches: int) -> None:
+        """Stop on the time budget after ``done`` of the ``n_batches`` batches of an epoch.
+
+        The partial epoch is dropped: ``last.pt`` keeps the model of the last finished epoch
+        and gains the stop reason and the time used, so running the config again does not
+        train beyond the budget (a larger ``max_minutes`` resumes from that epoch).
+
+        Raises:
+            DataError: If the budget ran out within the first epoch (no model to keep).
+        """
+        state, info = self.state, self.info
+        if state.epoch == 0:
+            raise DataError(
+                f"the time budget training.max_minutes={self.config.training.max_minutes} ran "
+                f"out after {done} of {n_batches} batches of the first epoch, before any "
+                "epoch was finished and saved; raise training.max_minutes"
+            )
+        state.elapsed_seconds = self._elapsed()
+        state.stopped = budget_reason(self.config)
+        state.discarded_batches = done
+        last = self.run_dir / "checkpoints" / "last.pt"
+        if info.is_main and last.is_file():
+            payload = load_checkpoint(last)
+            payload["state"] = asdict(state)
+            save_checkpoint(last, payload)
+        if info.is_main:
+            log.info(
+                "%s after %d of %d batches of epoch %d (%.1f s used): that epoch is not "
+                "kept, the checkpoints hold epoch %d",
+                state.stopped,
+                done,
+                n_batches,
+                state.epoch + 1,
+                state.elapsed_seconds,
+                state.epoch,
+            )
+        barrier(info)
 
     def _step(self, batch: Batch) -> torch.Tensor:
         """One optimiser step; returns the (detached, fp32) loss on the device."""
@@ -701,17 +802,22 @@ class Trainer:
             "best_val_mae": state.best_val_mae,
             "stopped": state.stopped or "epochs done",
             "train_seconds": state.elapsed_seconds,
+            "max_minutes": self.config.training.max_minutes,
+            "discarded_batches": state.discarded_batches,
             "world_size": info.world_size,
             "device": str(self.device),
             "precision": self.config.training.precision,
             "max_parameter_difference_across_ranks": difference,
         }
         write_json_atomic(self.run_dir / "training_summary.json", summary)
+        budget = self.config.training.max_minutes
         log.info(
-            "done: best val MAE %.4g at epoch %d (%s); run directory %s",
+            "done: best val MAE %.4g at epoch %d (%s); %.1f min of training%s; run directory %s",
             state.best_val_mae,
             state.best_epoch,
             summary["stopped"],
+            state.elapsed_seconds / 60,
+            "" if budget is None else f" (budget {budget} min)",
             self.run_dir,
         )
 
@@ -720,7 +826,7 @@ def _write_metadata(trainer: Trainer) -> None:
     config, dataset, split = trainer.config, trainer.dataset, trainer.split
     metadata: dict[str, Any] = {
         "target": config.data.target,
-        "unit": dataset.manifest["units"].get(config.data.target, ""),
+        "unit": trainer.unit,
         "scaling": {"mean": trainer.scaling.mean, "std": trainer.scaling.std},
         "graph": dataset.manifest["graph"],
         "cache_entry": str(dataset.path.absolute()),
