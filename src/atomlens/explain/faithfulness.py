@@ -67,8 +67,7 @@ class FaithfulnessReport:
     def areas(self, curve: Literal["deletion", "insertion"]) -> dict[str, np.ndarray]:
         """Area under each structure's curve, per order: (S,) arrays, in ``unit``."""
         curves = self.deletion if curve == "deletion" else self.insertion
-        width = self.fractions[-1] - self.fractions[0]
-        return {k: np.trapezoid(v, self.fractions, axis=1) / width for k, v in curves.items()}
+        return {k: curve_area(v, self.fractions) for k, v in curves.items()}
 
     def summary(self) -> dict:
         """Data-set figures: mean areas per order and how often attention beats random."""
@@ -103,6 +102,15 @@ class FaithfulnessReport:
             for s, name in enumerate(self.names)
         ]
         return header, rows
+
+
+def curve_area(curves: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Area under curves sampled at ``fractions`` (last axis), divided by the fraction span.
+
+    The trapezoid rule; the result is the mean of the curve over the fractions, in its unit.
+    """
+    fractions = np.asarray(fractions, dtype=np.float64)
+    return np.trapezoid(curves, fractions, axis=-1) / (fractions[-1] - fractions[0])
 
 
 def _ratio(areas: dict[str, np.ndarray]) -> float:
@@ -151,6 +159,61 @@ def _predict_masked(
     return out
 
 
+def order_curves(
+    predictor: Predictor,
+    graphs: Sequence[Graph],
+    orders: Sequence[Sequence[np.ndarray]],
+    fractions: np.ndarray,
+    *,
+    mode: MaskMode = "atom",
+    batch_size: int = 512,
+    progress: bool = True,
+    desc: str = "faithfulness",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deletion and insertion curves of ``|Δ prediction|`` for given atom orders.
+
+    Args:
+        predictor: The model.
+        graphs: Structures (two atoms or more), as the model's graphs.
+        orders: Per structure, the same number of orders (permutations of its atoms, most
+            important first).
+        fractions: Fractions of atoms deleted (deletion) or kept (insertion), (F,),
+            starting at 0 (the full structure, the reference of both curves).
+        mode: ``atom`` or ``readout`` mask.
+        batch_size: Masked structures per forward pass.
+        progress: Show a progress bar.
+        desc: Label of the progress bar.
+
+    Returns:
+        Deletion and insertion curves, each (S, O, F), in the target's unit; both are
+        measured from the prediction for the full structure.
+    """
+    if len(graphs) != len(orders) or len({len(o) for o in orders}) > 1:
+        raise ValueError("need one list of orders per structure, all of the same length")
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions[0] != 0:
+        raise ValueError("the fractions must start at 0 (the full structure)")
+    n_orders = len(orders[0]) if orders else 0
+    variants: list[tuple[Graph, np.ndarray]] = []
+    for graph, per_structure in zip(graphs, orders, strict=True):
+        n = graph.num_atoms
+        n_deleted, n_kept = mask_counts(n, fractions)
+        for order in per_structure:
+            for k in n_deleted:
+                keep = np.ones(n, dtype=bool)
+                keep[order[:k]] = False
+                variants.append((graph, keep))
+            for k in n_kept:
+                keep = np.zeros(n, dtype=bool)
+                keep[order[:k]] = True
+                variants.append((graph, keep))
+    values = _predict_masked(predictor, variants, mode, batch_size, progress, desc).reshape(
+        len(graphs), n_orders, 2, len(fractions)
+    )
+    reference = values[:, :1, 0, :1]  # deletion of nothing: the full structure
+    return np.abs(values[:, :, 0] - reference), np.abs(values[:, :, 1] - reference)
+
+
 def faithfulness(
     predictor: Predictor,
     explanations: Sequence[Explanation],
@@ -183,32 +246,23 @@ def faithfulness(
     skipped = [e.name for e in explanations if len(e.structure) < 2]
     if not scored:
         raise ValueError("faithfulness needs structures with at least two atoms")
-    n_orders = 2 + n_random
-    variants: list[tuple[Graph, np.ndarray]] = []
+    orders = []
     for item in scored:
         n = len(item.structure)
         magnitude = np.abs(np.asarray(item.scores))  # attention, or another method's scores
-        orders = [
-            np.argsort(-magnitude, kind="stable"),
-            np.argsort(magnitude, kind="stable"),
-        ]
-        orders += [rng.permutation(n) for _ in range(n_random)]
-        n_deleted, n_kept = mask_counts(n, fractions)
-        for order in orders:
-            for k in n_deleted:
-                keep = np.ones(n, dtype=bool)
-                keep[order[:k]] = False
-                variants.append((item.graph, keep))
-            for k in n_kept:
-                keep = np.zeros(n, dtype=bool)
-                keep[order[:k]] = True
-                variants.append((item.graph, keep))
-    values = _predict_masked(predictor, variants, mode, batch_size, progress).reshape(
-        len(scored), n_orders, 2, n_fractions
+        orders.append(
+            [np.argsort(-magnitude, kind="stable"), np.argsort(magnitude, kind="stable")]
+            + [rng.permutation(n) for _ in range(n_random)]
+        )
+    deletion, insertion = order_curves(
+        predictor,
+        [item.graph for item in scored],
+        orders,
+        fractions,
+        mode=mode,
+        batch_size=batch_size,
+        progress=progress,
     )
-    reference = values[:, :1, :1, :1]  # deletion of nothing: the full structure
-    deletion = np.abs(values[:, :, 0] - reference[:, :, 0])
-    insertion = np.abs(values[:, :, 1] - reference[:, :, 0])
 
     def by_order(curves: np.ndarray) -> dict[str, np.ndarray]:
         return {
