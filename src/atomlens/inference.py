@@ -22,6 +22,7 @@ from atomlens.structures.io import as_structure
 from atomlens.structures.record import Structure
 from atomlens.training.checkpoint import load_checkpoint
 from atomlens.training.scaling import Scaling
+from atomlens.zoo import WEIGHTS, resolve_model
 
 
 @dataclass(frozen=True)
@@ -115,19 +116,28 @@ class Predictor:
     come back on the CPU, so callers never handle devices.
 
     Args:
-        run_dir: A training run directory.
-        checkpoint: ``best`` or ``last``.
+        run_dir: A training run directory, or the name of a shipped model (``qm9-homo``; see
+            ``atomlens models``). An existing directory is always taken as a run.
+        checkpoint: ``best`` or ``last`` (a shipped model holds its best weights only).
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
 
+    Attributes:
+        name: The shipped model's name, or the run directory as given.
+        shipped: True for a shipped model (it has no split or graph cache of its own).
+
     Raises:
-        DataError: If the run, its checkpoint or the device is unusable.
+        DataError: If the run (or name), its checkpoint or the device is unusable.
     """
 
     def __init__(
         self, run_dir: Path | str, checkpoint: str = "best", device: str | torch.device = "auto"
     ):
         self.device = resolve_device(device)
-        self.run_dir = Path(run_dir)
+        self.run_dir, shipped_name = resolve_model(run_dir)
+        self.shipped = shipped_name is not None
+        self.name = shipped_name or str(run_dir)
+        if self.shipped and checkpoint != "best":
+            raise DataError(f"the shipped model '{run_dir}' holds its best weights only")
         config_file = self.run_dir / "config.yaml"
         meta_file = self.run_dir / "metadata.json"
         if not config_file.is_file() or not meta_file.is_file():
@@ -148,12 +158,15 @@ class Predictor:
         except ValueError as exc:  # also JSONDecodeError and UnicodeDecodeError
             reason = " ".join(str(exc).split())
             raise DataError(f"'{meta_file}' is corrupt ({reason}); train the run again") from None
-        state = load_checkpoint(
-            self.run_dir / "checkpoints" / f"{checkpoint}.pt", map_location="cpu"
-        )
+        if self.shipped:  # the state dict itself
+            weights = load_checkpoint(self.run_dir / WEIGHTS, map_location="cpu")
+        else:
+            weights = load_checkpoint(
+                self.run_dir / "checkpoints" / f"{checkpoint}.pt", map_location="cpu"
+            )["model"]
         self.model = build_model(self.config.model)
         try:
-            self.model.load_state_dict(state["model"], strict=True)
+            self.model.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
             raise DataError(
@@ -182,16 +195,46 @@ class Predictor:
             seed: Seed of the sample.
 
         Raises:
-            DataError: If the split or the run's graph cache is missing.
+            DataError: If the split or the run's graph cache is missing, or the model is a
+                shipped one (which has no split).
         """
-        from atomlens.datasets import GraphDataset, Split, load_source
-
-        split = Split.load(self.run_dir / "split.json")
-        if split_name not in ("train", "val", "test"):
-            raise DataError(f"unknown split {split_name!r}; use train, val or test")
-        indices = getattr(split, split_name)
+        indices = self.split_indices(split_name)
         if n is not None and n < len(indices):
             indices = np.sort(np.random.default_rng(seed).choice(indices, n, replace=False))
+        return self.records_at(indices, f"the {split_name} split")
+
+    def split_indices(self, split_name: str = "test") -> np.ndarray:
+        """Graph-cache rows of one of the run's saved splits (``train``, ``val``, ``test``).
+
+        Raises:
+            DataError: If the split is unknown or missing, or the model is a shipped one.
+        """
+        from atomlens.datasets import Split
+
+        if self.shipped:
+            raise DataError(
+                f"'{self.name}' is a shipped model: it has no saved split; give structure files"
+            )
+        if split_name not in ("train", "val", "test"):
+            raise DataError(f"unknown split {split_name!r}; use train, val or test")
+        return getattr(Split.load(self.run_dir / "split.json"), split_name)
+
+    def records_at(
+        self, indices: np.ndarray, what: str = "the selection"
+    ) -> tuple[list[Structure], np.ndarray]:
+        """The source structures of the run's graph-cache rows ``indices``, with their labels.
+
+        Args:
+            indices: Rows of the run's graph cache (e.g. from :meth:`split_indices`).
+            what: How errors name the rows, e.g. ``the test split``.
+
+        Raises:
+            DataError: If the run's graph cache is gone or the source lost a record.
+        """
+        from atomlens.datasets import GraphDataset, load_source
+
+        if self.shipped:
+            raise DataError(f"'{self.name}' is a shipped model: it has no data source")
         entry = Path(self.metadata["cache_entry"])
         if not (entry / "manifest.json").is_file():
             raise DataError(
@@ -207,23 +250,43 @@ class Predictor:
         missing = [str(i) for i in ids if str(i) not in position]
         if missing:
             raise DataError(
-                f"{len(missing)} record(s) of the {split_name} split (e.g. {missing[0]}) are no "
+                f"{len(missing)} record(s) of {what} (e.g. {missing[0]}) are no "
                 f"longer in the source '{data.source}'"
             )
         rows = [position[str(i)] for i in ids]
         return [source.structures[k] for k in rows], source.targets[rows, 0]
 
-    def check_elements(self, records: list[Structure]) -> None:
-        """Raise a StructureError naming the first structure with an element never trained on."""
+    def check_structures(self, records: list[Structure]) -> None:
+        """Refuse structures the model cannot handle, naming the first such structure.
+
+        Refused: elements never seen in training; a periodic structure given to a model
+        trained on molecules only, and a molecule given to one trained on crystals only
+        (metadata ``periodic``: true, false, or null/absent for mixed or older runs).
+
+        Raises:
+            StructureError: Naming the structure and what the model knows.
+        """
+        from ase.data import chemical_symbols
+
         known = set(self.metadata["elements"])
+        periodic = self.metadata.get("periodic")
         for record in records:
             unknown = sorted({int(z) for z in record.numbers} - known)
             if unknown:
-                from ase.data import chemical_symbols
-
                 names = ", ".join(chemical_symbols[z] for z in unknown)
+                knows = ", ".join(chemical_symbols[z] for z in sorted(known))
                 raise record.fail(
-                    f"element(s) {names} never seen in training; the model cannot predict for them"
+                    f"element(s) {names} never seen in training; the model '{self.name}' "
+                    f"cannot predict for them (it knows {knows})"
+                )
+            if periodic is not None and record.is_periodic != periodic:
+                given, trained = (
+                    ("a periodic structure", "molecules")
+                    if record.is_periodic
+                    else ("a molecule (no periodic direction)", "periodic crystals")
+                )
+                raise record.fail(
+                    f"{given}, but the model '{self.name}' was trained on {trained} only"
                 )
 
     @torch.no_grad()
@@ -241,7 +304,7 @@ class Predictor:
         """
         items = structures if isinstance(structures, list | tuple) else [structures]
         records = [as_structure(s, source=f"input {k}") for k, s in enumerate(items)]
-        self.check_elements(records)
+        self.check_structures(records)
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
             graphs = graphs_of(chunk, self.graph_kind, self.graph_params)
@@ -281,9 +344,10 @@ class Predictor:
 def load_model(
     run_dir: Path | str, checkpoint: str = "best", device: str | torch.device = "auto"
 ) -> Predictor:
-    """Load a trained run (``best`` or ``last`` checkpoint) for prediction on ``device``.
+    """Load a trained run (``best`` or ``last`` checkpoint) or a shipped model for prediction.
 
-    Results are numpy arrays on the CPU whatever the device.
+    ``run_dir`` is a run directory or a shipped model's name (``load_model("qm9-homo")``;
+    see ``atomlens models``). Results are numpy arrays on the CPU whatever the ``device``.
     """
     return Predictor(run_dir, checkpoint, device)
 

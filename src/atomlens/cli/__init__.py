@@ -13,6 +13,8 @@ from atomlens.errors import AtomlensError
 
 EXAMPLES = """\
 examples:
+  atomlens models
+  atomlens predict --model qm9-homo molecules.xyz --out predictions
   atomlens config list
   atomlens config show qm9_homo > my.yaml
   atomlens data info qm9 --limit 1000
@@ -125,8 +127,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    from atomlens.cli import benchmark, configs, core, descriptors, diffusion, explain, spins
+    from atomlens.cli import (
+        benchmark,
+        configs,
+        core,
+        descriptors,
+        diffusion,
+        explain,
+        models,
+        spins,
+    )
 
-    for module in (core, benchmark, explain, descriptors, diffusion, spins, configs):
+    for module in (core, models, benchmark, explain, descriptors, diffusion, spins, configs):
         module.register(commands)
     return parser

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from atomlens.cli.explain import _print_faithfulness
-from atomlens.cli.options import add_device_argument, device_overrides
+from atomlens.cli.options import (
+    add_device_argument,
+    add_model_argument,
+    device_overrides,
+    model_and_files,
+)
 
 
 def register(commands: Any) -> None:
@@ -33,7 +38,13 @@ def register(commands: Any) -> None:
         "config resumes an interrupted run from its last checkpoint. Several processes: "
         "torchrun --nproc_per_node 2 -m atomlens.cli train CONFIG.",
     )
-    train.add_argument("config", type=Path, help="YAML config (see configs/*.yaml)")
+    train.add_argument("config", type=Path, nargs="?", help="YAML config (see configs/*.yaml)")
+    train.add_argument(
+        "--model",
+        metavar="NAME",
+        default=None,
+        help="retrain the shipped model NAME from its config instead (see `atomlens models`)",
+    )
     add_set_argument(train, "training.epochs=5 or data.limit=2000")
     train.add_argument(
         "--overwrite",
@@ -45,13 +56,16 @@ def register(commands: Any) -> None:
 
     demo = commands.add_parser(
         "demo",
-        help="train a small model on QM9 HOMO, evaluate it, explain one molecule",
-        description="Train a small SCANN+ on 5,000 QM9 molecules (a few minutes on 2 "
-        "cores), print its test MAE and the most attended atoms of an example molecule.",
+        help="predict ethanol with a shipped model, then train a small model on QM9 HOMO",
+        description="First predict ethanol with a shipped molecule model (seconds; see "
+        "`atomlens models`) and print the most attended atoms. Then train a small SCANN+ on "
+        "5,000 QM9 molecules (a few minutes on 2 cores), print its test MAE and the most "
+        "attended atoms of an example molecule.",
     )
     demo.add_argument(
         "--run-dir", type=Path, default=None, help="where to put the run (default: runs/demo)"
     )
+    demo.add_argument("--no-train", action="store_true", help="only the shipped model's prediction")
     demo.set_defaults(handler=_demo)
 
     evaluate = commands.add_parser(
@@ -68,15 +82,25 @@ def register(commands: Any) -> None:
 
     predict = commands.add_parser(
         "predict",
+        usage="atomlens predict [-h] (RUN | --model NAME) FILES... [--out OUT] [--checkpoint "
+        "{best,last}] [--device DEVICE]",
         help="predict for new structures; write extxyz and CSV with per-atom attention",
-        description="Predict the run's target for every structure of the given files (any "
+        description="Predict the target of a run, or of a shipped model (--model NAME, see "
+        "`atomlens models`), for every structure of the given files (any "
         "format ASE reads). Writes <name>.atomlens.extxyz (info key atomlens_<target>, "
         "per-atom array atomlens_attention), predictions.csv and attention.csv. <name> is the "
         "file's stem; inputs sharing a stem get <parent folder>_<stem> (and _1, _2, ... if "
         "that still clashes). All or nothing: when an input fails, --out is left as it was.",
     )
-    predict.add_argument("run", type=Path, help="run directory")
-    predict.add_argument("files", type=Path, nargs="+", help="structure files")
+    predict.add_argument(
+        "inputs",
+        type=Path,
+        nargs="+",
+        metavar="RUN FILES",
+        help="run directory (or shipped model name), then structure files; with --model, "
+        "structure files only",
+    )
+    add_model_argument(predict)
     predict.add_argument(
         "--out",
         type=Path,
@@ -186,11 +210,16 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from atomlens.config import load_config
+    from atomlens.errors import AtomlensError
     from atomlens.files import check_output_dir
     from atomlens.training.trainer import train
+    from atomlens.zoo import CONFIG, shipped_model
 
-    config = load_config(args.config, device_overrides(args))
-    check_output_dir(config.run_dir, f"'{args.config}': run_dir")
+    if (args.config is None) == (args.model is None):
+        raise AtomlensError("give a config file or --model NAME (one of the two)")
+    path = args.config if args.model is None else shipped_model(args.model).path / CONFIG
+    config = load_config(path, device_overrides(args))
+    check_output_dir(config.run_dir, f"'{path}': run_dir")
     train(config, overwrite=args.overwrite)
 
 
@@ -199,7 +228,6 @@ def _demo(args: argparse.Namespace) -> None:
 
     import ase.build
     import yaml
-    from ase.data import chemical_symbols
 
     from atomlens.config import apply_overrides, validate_config
     from atomlens.explain.report import write_report
@@ -208,6 +236,9 @@ def _demo(args: argparse.Namespace) -> None:
     from atomlens.training.evaluate import evaluate_run
     from atomlens.training.trainer import train
 
+    _demo_shipped()
+    if args.no_train:
+        return
     raw = yaml.safe_load(files("atomlens").joinpath("data/demo.yaml").read_text())
     if args.run_dir is not None:
         apply_overrides(raw, [f"run_dir={args.run_dir}"])
@@ -221,11 +252,8 @@ def _demo(args: argparse.Namespace) -> None:
         f"R2 {metrics['r2']:.3f}); parity plot: {run / 'parity_test.png'}"
     )
     predictor = load_model(run)
-    molecule = ase.build.molecule("CH3CH2OH")
-    (result,) = predictor.predict(molecule)
-    print(f"ethanol: predicted HOMO {result.value:.2f} eV; most attended atoms:")
-    for index, z, score in result.top_atoms(3):
-        print(f"  atom {index:>2} {chemical_symbols[z]:<2} attention {score:.3f}")
+    (result,) = predictor.predict(ase.build.molecule("CH3CH2OH"))
+    _print_prediction("ethanol", result)
     structures, _ = predictor.split_structures("test", n=50, seed=0)
     out = run / "explanations"
     write_report(
@@ -238,6 +266,43 @@ def _demo(args: argparse.Namespace) -> None:
     )
     print(f"\nattention of 50 test molecules: open {out / 'index.html'} (works offline)")
     _print_faithfulness(json.loads((out / "faithfulness.json").read_text()))
+
+
+def _demo_shipped() -> None:
+    """Predict ethanol with a shipped molecule model (qm9-homo if shipped) and print it."""
+    import ase.build
+
+    from atomlens.inference import load_model
+    from atomlens.zoo import shipped_models
+
+    usable = [
+        m
+        for m in shipped_models().values()
+        if m.card["structures"] == "molecules" and {"H", "C", "O"} <= set(m.card["elements"])
+    ]
+    if not usable:
+        print("this installation ships no molecule model (see `atomlens models`)")
+        return
+    model = next((m for m in usable if m.name == "qm9-homo"), usable[0])
+    card = model.card
+    unit = f" {card['unit']}" if card["unit"] else ""
+    print(
+        f"shipped model {model.name} ({card['task']}; test MAE {card['test']['mae']:.3g}"
+        f"{unit} on {card['test']['n']} test structures)"
+    )
+    (result,) = load_model(model.name).predict(ase.build.molecule("CH3CH2OH"))
+    _print_prediction("ethanol", result)
+    print()
+
+
+def _print_prediction(label: str, result: Any) -> None:
+    """One prediction with its unit and its three most attended atoms."""
+    from ase.data import chemical_symbols
+
+    unit = f" {result.unit}" if result.unit else ""
+    print(f"{label}: predicted {result.target} {result.value:.3f}{unit}; most attended atoms:")
+    for index, z, score in result.top_atoms(3):
+        print(f"  atom {index:>2} {chemical_symbols[z]:<2} attention {score:.3f}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -259,13 +324,17 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from atomlens.errors import AtomlensError
     from atomlens.files import check_output_dir
     from atomlens.inference import load_model
     from atomlens.predict_files import predict_files
 
+    model, files = model_and_files(args)
+    if not files:
+        raise AtomlensError("give structure files to predict for")
     check_output_dir(args.out, "--out")
-    predictor = load_model(args.run, args.checkpoint, args.device)
-    for path in predict_files(predictor, args.files, args.out):
+    predictor = load_model(model, args.checkpoint, args.device)
+    for path in predict_files(predictor, files, args.out):
         print(f"wrote {path}")
 
 

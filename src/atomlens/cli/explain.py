@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atomlens.cli.options import add_device_argument
+from atomlens.cli.options import add_device_argument, add_model_argument, model_and_files
 from atomlens.errors import AtomlensError
 
 # Names of atomlens.explain.attribution.METHODS, listed here to keep `atomlens --help` light.
@@ -27,14 +27,22 @@ def register(commands: Any) -> None:
     explain = commands.add_parser(
         "explain",
         help="per-atom attention as extxyz, CSV, an offline HTML viewer and PNG figures",
-        description="Explain a run's predictions atom by atom. Structures come from files "
+        description="Explain the predictions of a run, or of a shipped model (--model NAME), "
+        "atom by atom. Structures come from files "
         "(any format ASE reads) or from one of the run's saved splits (--split). Writes "
         "explanations.extxyz (per-atom atomlens_attention), atoms.csv, structures.csv, "
         "index.html (open it in a browser; works offline) and figures/*.png; with "
         "--faithfulness also deletion/insertion curves (faithfulness.json/.csv).",
     )
-    explain.add_argument("run", type=Path, help="run directory")
-    explain.add_argument("files", type=Path, nargs="*", help="structure files")
+    explain.add_argument(
+        "inputs",
+        type=Path,
+        nargs="*",
+        metavar="RUN FILES",
+        help="run directory (or shipped model name), then structure files (none with "
+        "--split); with --model, structure files only",
+    )
+    add_model_argument(explain)
     explain.add_argument(
         "--split", choices=["test", "val", "train"], help="explain the run's own split instead"
     )
@@ -111,14 +119,15 @@ def _explain(args: argparse.Namespace) -> None:
     from atomlens.inference import load_model
     from atomlens.structures.io import read_structure_files
 
-    if bool(args.files) == bool(args.split):
+    model, files = model_and_files(args)
+    if bool(files) == bool(args.split):
         raise AtomlensError("give structure files or --split (one of the two)")
     check_output_dir(args.out, "--out")
-    predictor = load_model(args.run, args.checkpoint, args.device)
+    predictor = load_model(model, args.checkpoint, args.device)
     if args.split:
         structures, _ = predictor.split_structures(args.split, args.n, args.seed)
     else:
-        structures = read_structure_files(args.files)
+        structures = read_structure_files(files)
     explanations, written = write_report(
         predictor,
         structures,

@@ -100,7 +100,7 @@ def as_graphs(predictor: Predictor, items: Sequence[Any]) -> list[Graph]:
     if all(isinstance(item, Graph) for item in items):
         return items
     records = [as_structure(s, source=f"input {k}") for k, s in enumerate(items)]
-    predictor.check_elements(records)
+    predictor.check_structures(records)
     graphs = graphs_of(records, predictor.graph_kind, predictor.graph_params)
     for graph in graphs:
         if isinstance(graph, StructureError):

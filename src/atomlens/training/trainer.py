@@ -822,6 +822,12 @@ class Trainer:
         )
 
 
+def dataset_periodicity(dataset: GraphDataset) -> bool | None:
+    """True if every structure is periodic, False if none is, None for a mix."""
+    periodic = np.asarray(dataset.arrays["pbc"]).any(axis=1)
+    return bool(periodic[0]) if periodic.size and (periodic == periodic[0]).all() else None
+
+
 def _write_metadata(trainer: Trainer) -> None:
     config, dataset, split = trainer.config, trainer.dataset, trainer.split
     metadata: dict[str, Any] = {
@@ -837,6 +843,7 @@ def _write_metadata(trainer: Trainer) -> None:
             "test": int(split.test.size),
         },
         "elements": sorted(int(z) for z in np.unique(np.asarray(dataset.arrays["numbers"]))),
+        "periodic": dataset_periodicity(dataset),
         "parameters": int(sum(p.numel() for p in trainer.model.parameters())),
         "trained_on": {"device": str(trainer.device), "world_size": trainer.info.world_size},
         "versions": library_versions() | {"torch": torch.__version__},
