@@ -70,12 +70,36 @@ def register(commands: Any) -> None:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="MAE/RMSE/R^2 of a trained run on its saved split, with a parity plot",
+        help="MAE/RMSE/R^2 of a trained run on its saved split or a labelled file, with a "
+        "parity plot",
         description="Evaluate a run on its saved test (or val/train) split; writes "
-        "evaluation_<split>.json and parity_<split>.png into the run directory.",
+        "evaluation_<split>.json and parity_<split>.png into the run directory. With --data "
+        "FILE, score any labelled structure file instead (any format ASE reads; the label is "
+        "the run's target in each frame's info; graphs use the run's graph parameters), "
+        "without retraining: writes evaluation.json, parity.png and predictions.csv into "
+        "--out (default: <run>/evaluations/<file stem>).",
     )
     evaluate.add_argument("run", type=Path, help="run directory")
-    evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument(
+        "--split",
+        choices=["test", "val", "train"],
+        default=None,
+        help="saved split (default: test)",
+    )
+    which.add_argument("--data", type=Path, default=None, metavar="FILE", help="labelled file")
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder of --data (default: <run>/evaluations/<file stem>)",
+    )
+    evaluate.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="with --data: leave out (and list) frames that are invalid, lack the label or "
+        "that the model refuses (elements it never saw, ...)",
+    )
     evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_device_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
@@ -306,20 +330,54 @@ def _print_prediction(label: str, result: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from atomlens.errors import DataError
+    from atomlens.files import check_output_dir
+    from atomlens.training.evaluate import default_output, evaluate_file
+
+    if args.data is None:
+        for given, option in ((args.out, "--out"), (args.skip_invalid, "--skip-invalid")):
+            if given:
+                raise DataError(f"{option} goes with --data FILE (a split is scored in the run)")
+        _evaluate_split(args)
+        return
+    out = args.out or default_output(args.run, args.data)
+    check_output_dir(out, "--out")
+    m = evaluate_file(
+        args.run,
+        args.data,
+        out=out,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        skip_invalid=args.skip_invalid,
+    )
+    _print_metrics(m, f"'{args.data}'")
+    if m["skipped"]:
+        first = m["skipped"][0]
+        print(
+            f"skipped {len(m['skipped'])} frame(s), listed in evaluation.json (first: frame "
+            f"{first['frame']}: {first['reason']})"
+        )
+    print(f"wrote {out / 'evaluation.json'}, {out / 'parity.png'} and {out / 'predictions.csv'}")
+
+
+def _evaluate_split(args: argparse.Namespace) -> None:
     from atomlens.files import check_output_dir
     from atomlens.training.evaluate import evaluate_run
 
+    split = args.split or "test"
     if args.run.is_dir():  # evaluation_<split>.json and the parity plot go into the run
         check_output_dir(args.run, "run")
-    m = evaluate_run(args.run, args.split, args.checkpoint, args.device)
+    m = evaluate_run(args.run, split, args.checkpoint, args.device)
+    _print_metrics(m, f"the {split} split")
+    print(f"wrote {args.run / f'evaluation_{split}.json'} and {args.run / f'parity_{split}.png'}")
+
+
+def _print_metrics(m: dict[str, Any], what: str) -> None:
+    """The evaluation's one-line summary (MAE, RMSE in the target's unit, R2)."""
     unit = f" {m['unit']}" if m["unit"] else ""
     print(
-        f"{m['target']} on the {m['split']} split ({m['n']} structures, {m['checkpoint']} "
-        f"checkpoint): MAE {m['mae']:.4g}{unit}  RMSE {m['rmse']:.4g}{unit}  R2 {m['r2']:.4f}"
-    )
-    print(
-        f"wrote {args.run / f'evaluation_{args.split}.json'} and "
-        f"{args.run / f'parity_{args.split}.png'}"
+        f"{m['target']} on {what} ({m['n']} structures, {m['checkpoint']} checkpoint): "
+        f"MAE {m['mae']:.4g}{unit}  RMSE {m['rmse']:.4g}{unit}  R2 {m['r2']:.4f}"
     )
 
 
