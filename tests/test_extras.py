@@ -90,6 +90,7 @@ DOMAINS: dict[str, list[str]] = {
         "atomlens.cli.descriptors",
     ],
     "validate": ["atomlens.explain.validation", "atomlens.explain.orbitals"],
+    "depict": ["atomlens.explain.depiction"],
     "qm9": ["atomlens.datasets.qm9"],
     "matbench": ["atomlens.datasets.matbench"],
     "pymatgen": ["atomlens.graphs.reference"],
@@ -103,6 +104,7 @@ OPTIONAL: dict[str, set[tuple[str, str]]] = {
         ("pandas", "atomlens.datasets.qm9"),  # data source qm9 (extra qm9)
         ("matminer", "atomlens.datasets.matbench"),  # source matbench:<task> (extra matbench)
         ("pyscf", "atomlens.explain.orbitals"),  # validate-attention (extra validate)
+        ("rdkit", "atomlens.explain.depiction"),  # 2-D depictions in explain (extra depict)
         ("pymatgen", "atomlens.inference"),  # Prediction.to_pymatgen (extra pymatgen)
         ("sklearn", "atomlens.explain.separability"),  # t-SNE instead of PCA
     },

@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from atomlens.errors import DataError
-from atomlens.explain import capsules, figures, html, tables
+from atomlens.explain import capsules, display, figures, html, tables
 from atomlens.explain.attention import Explanation, explain
 from atomlens.explain.attribution import method_of
+from atomlens.explain.depiction import Depiction
 from atomlens.explain.faithfulness import MaskMode, check_capable, faithfulness
-from atomlens.files import safe_filename, write_csv, write_json_atomic
+from atomlens.files import (
+    safe_filename,
+    write_csv,
+    write_json_atomic,
+    write_text_atomic,
+)
 from atomlens.inference import Predictor
 from atomlens.predict_files import staged_outputs
 from atomlens.structures.record import Structure
@@ -31,6 +37,7 @@ def write_report(
     progress: bool = True,
     method: str = "attention",
     method_options: Mapping[str, Any] | None = None,
+    references: Sequence[float | None] | None = None,
 ) -> tuple[list[Explanation], list[Path]]:
     """Explain ``structures`` and write extxyz, CSV, HTML, PNG (and faithfulness) files.
 
@@ -48,9 +55,14 @@ def write_report(
         progress: Show progress bars.
         method: Attribution method (:data:`atomlens.explain.attribution.METHODS`). Other
             than ``attention``, its scores add the column ``atomlens_<method>`` to the
-            extxyz file and ``<method>`` to ``atoms.csv``, and order the atoms of the
-            faithfulness curves.
+            extxyz file and ``<method>`` to ``atoms.csv``, give the top atom of
+            ``structures.csv``, colour the viewer, its 2-D depictions and the figures, and
+            order the atoms of the faithfulness curves.
         method_options: Its options (``steps``, ``samples``, ``seed``).
+        references: Reference (label) values of the structures, one each (None where
+            unknown), e.g. those of a run's split; by default a number under the target's
+            name in a structure's info. Gives the error per structure in the viewer and
+            ``structures.csv``.
 
     Returns:
         The explanations (names made distinct, see :func:`distinct_names`) and the files
@@ -65,10 +77,12 @@ def write_report(
     explanations = distinct_names(
         explain(predictor, list(structures), local=local, method=method, options=options)
     )
+    labels = display.reference_values(explanations, references)
     with staged_outputs(Path(out_dir), stale=STALE_OUTPUTS) as staging:
         written = _write_all(
             predictor,
             explanations,
+            labels,
             staging,
             structure_figures=structure_figures,
             page_limit=page_limit,
@@ -88,6 +102,7 @@ STALE_OUTPUTS = (
     "capsules.json",
     "capsules.npz",
     "figures/capsule_*.png",
+    "depictions/*.svg",
 )
 
 
@@ -128,9 +143,32 @@ def distinct_names(explanations: list[Explanation]) -> list[Explanation]:
     return result
 
 
+def write_depictions(
+    explanations: Sequence[Explanation], out_dir: Path
+) -> tuple[list[Depiction | None], list[Path]]:
+    """2-D depictions of the molecules as ``depictions/<k>_<name>.svg`` in ``out_dir``.
+
+    On the colour scales of a page of ``explanations`` (see :func:`html.make_depictions`).
+
+    Returns:
+        Each structure's depiction (None for crystals; a note where there is none), with
+        its file relative to ``out_dir``, and the files written.
+    """
+    pictures = html.make_depictions(explanations, display.page_scales(explanations))
+    written: list[Path] = []
+    for k, (item, picture) in enumerate(zip(explanations, pictures, strict=True)):
+        if picture is None or picture.svg is None:
+            continue
+        name = f"depictions/{k:04d}_{safe_filename(item.name)}.svg"
+        written.append(write_text_atomic(out_dir / name, picture.svg))
+        pictures[k] = dataclasses.replace(picture, file=name)
+    return pictures, written
+
+
 def _write_all(
     predictor: Predictor,
     explanations: list[Explanation],
+    labels: list[float | None],
     out_dir: Path,
     *,
     structure_figures: int,
@@ -140,15 +178,20 @@ def _write_all(
 ) -> list[Path]:
     """Write every output of :func:`write_report` into ``out_dir``; returns the files."""
     figure_dir = out_dir / "figures"
-    written = [
+    shown = explanations[:page_limit]
+    pictures, written = write_depictions(shown, out_dir)
+    method = explanations[0].method
+    written += [
         tables.write_extxyz(explanations, out_dir / "explanations.extxyz"),
         tables.write_atom_table(explanations, out_dir / "atoms.csv"),
-        tables.write_structure_table(explanations, out_dir / "structures.csv"),
+        tables.write_structure_table(explanations, out_dir / "structures.csv", labels),
         html.write_page(
-            explanations[:page_limit],
+            shown,
             out_dir / "index.html",
-            title=f"atomlens: {predictor.target} attention",
+            title=f"atomlens: {predictor.target} {method}",
             model=str(predictor.run_dir),
+            references=labels[:page_limit],
+            depictions=pictures,
         ),
         figures.plot_by_element(explanations, figure_dir / "attention_by_element.png"),
         figures.plot_by_environment(explanations, figure_dir / "attention_by_environment.png"),
@@ -157,7 +200,7 @@ def _write_all(
         written += capsules.write_capsules(explanations, out_dir)
     for k, item in enumerate(explanations[:structure_figures]):
         name = f"attention_{k:04d}_{safe_filename(item.name)}.png"
-        written.append(figures.plot_structure(item, figure_dir / name))
+        written.append(figures.plot_structure(item, figure_dir / name, reference=labels[k]))
     if faithfulness_mode is not None:
         report = faithfulness(predictor, explanations, mode=faithfulness_mode, progress=progress)
         header, rows = report.per_structure_rows()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from atomlens.explain import display
 from atomlens.explain.attention import Explanation
 from atomlens.files import atomic_path, write_csv
 from atomlens.structures.io import to_ase
@@ -74,8 +75,19 @@ def write_atom_table(explanations: Sequence[Explanation], path: Path) -> Path:
     return write_csv(path, header, rows)
 
 
-def write_structure_table(explanations: Sequence[Explanation], path: Path) -> Path:
-    """CSV, one row per structure: name, formula, atoms, prediction and most attended atom."""
+def write_structure_table(
+    explanations: Sequence[Explanation],
+    path: Path,
+    references: Sequence[float | None] | None = None,
+) -> Path:
+    """CSV, one row per structure: name, formula, atoms, prediction and most attended atom.
+
+    Then the reference value and the error (prediction - reference) where a reference is
+    known (see :func:`atomlens.explain.display.reference_values`; empty cells otherwise),
+    the attribution method and its top atom (largest score; by magnitude for signed
+    methods) with that score.
+    """
+    labels = display.reference_values(explanations, references)
     header = [
         "structure",
         "source",
@@ -87,10 +99,16 @@ def write_structure_table(explanations: Sequence[Explanation], path: Path) -> Pa
         "target",
         "most_attended_atom",
         "max_attention",
+        "reference",
+        "error",
+        "method",
+        "top_atom",
+        "top_score",
     ]
     rows = []
-    for item in explanations:
+    for item, label in zip(explanations, labels, strict=True):
         top = int(item.attention.argmax())
+        best = display.top_atom(item)
         rows.append(
             [
                 item.name,
@@ -103,6 +121,11 @@ def write_structure_table(explanations: Sequence[Explanation], path: Path) -> Pa
                 item.target,
                 f"{item.symbols[top]}{top}",
                 float(item.attention[top]),
+                "" if label is None else label,
+                "" if label is None else item.value - label,
+                item.method,
+                f"{item.symbols[best]}{best}",
+                float(display.method_scores(item)[best]),
             ]
         )
     return write_csv(path, header, rows)
