@@ -6,7 +6,7 @@ import yaml
 
 
 def test_two_process_training_keeps_ranks_identical(tiny_config, tmp_path):
-    config = tiny_config(epochs=2)
+    config = tiny_config(epochs=2, max_minutes=60)  # ranks agree on the budget every batch
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     result = subprocess.run(
