@@ -278,7 +278,7 @@ def _demo(args: argparse.Namespace) -> None:
     predictor = load_model(run)
     (result,) = predictor.predict(ase.build.molecule("CH3CH2OH"))
     _print_prediction("ethanol", result)
-    structures, _ = predictor.split_structures("test", n=50, seed=0)
+    structures, labels = predictor.split_structures("test", n=50, seed=0)
     out = run / "explanations"
     write_report(
         predictor,
@@ -287,6 +287,7 @@ def _demo(args: argparse.Namespace) -> None:
         structure_figures=10,
         faithfulness_mode="atom",
         progress=sys.stderr.isatty(),
+        references=labels,
     )
     print(f"\nattention of 50 test molecules: open {out / 'index.html'} (works offline)")
     _print_faithfulness(json.loads((out / "faithfulness.json").read_text()))

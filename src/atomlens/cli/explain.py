@@ -124,8 +124,9 @@ def _explain(args: argparse.Namespace) -> None:
         raise AtomlensError("give structure files or --split (one of the two)")
     check_output_dir(args.out, "--out")
     predictor = load_model(model, args.checkpoint, args.device)
+    references = None  # structure files: labels in their info, if any
     if args.split:
-        structures, _ = predictor.split_structures(args.split, args.n, args.seed)
+        structures, references = predictor.split_structures(args.split, args.n, args.seed)
     else:
         structures = read_structure_files(files)
     explanations, written = write_report(
@@ -139,6 +140,7 @@ def _explain(args: argparse.Namespace) -> None:
         progress=sys.stderr.isatty(),
         method=args.method,
         method_options={"samples": args.samples, "steps": args.steps},
+        references=references,
     )
     print(f"explained {len(explanations)} structure(s); open {args.out / 'index.html'}")
     if args.figures < len(explanations):
