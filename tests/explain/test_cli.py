@@ -6,6 +6,8 @@ import ase.io
 import pytest
 
 from atomlens.cli import main
+from atomlens.cli.explain import ATTRIBUTION_METHODS
+from atomlens.explain.baselines import BASELINES
 
 
 def test_explain_files_writes_every_output(molecule_run, tmp_path, capsys):
@@ -93,30 +95,58 @@ def test_explain_errors_name_the_problem(molecule_run, tmp_path, capsys):
 
 def test_validate_attention_command(molecule_run, tmp_path, capsys):
     pytest.importorskip("pyscf")
+    out = tmp_path / "bench"
     args = [
         "validate-attention",
         str(molecule_run),
-        "--n",
+        "--molecules",
         "2",
-        "--method",
+        "--functional",
         "hf",
         "--basis",
         "sto-3g",
-        "--cache-dir",
-        str(tmp_path / "orbitals"),
+        "--samples",
+        "4",
+        "--steps",
+        "4",
+        "--bootstrap",
+        "200",
+        "--out",
+        str(out),
+        "--label",
+        "tiny",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "Spearman correlation with hf/sto-3g HOMO lowdin" in printed
-    report = json.loads((molecule_run / "attention_validation_homo.json").read_text())
+    assert "2 test molecules, hf/sto-3g HOMO lowdin atom weights" in printed
+    assert "method - best baseline" in printed and "fewest_h" in printed
+    report = json.loads((out / "benchmark_tiny_homo.json").read_text())
     assert report["n_molecules"] == 2 and report["reference"] == "homo"
-    assert set(report) >= {"attention", "random", "centrality", "heavy_atom"}
-    assert main([*args, "--reference", "lumo"]) == 0  # the same SCF results, from the cache
-    assert len(list((tmp_path / "orbitals").rglob("*.json"))) == 2
+    assert report["methods"] == list(ATTRIBUTION_METHODS)  # all a SCANN model supports
+    assert set(report["scores"]) == {*ATTRIBUTION_METHODS, *BASELINES}
+    rows = read_rows(out / "benchmark_tiny_homo.csv")
+    assert len(rows) == (len(ATTRIBUTION_METHODS) + len(BASELINES)) * 5
+    assert "| `occlusion` |" in (out / "benchmark_tiny_homo.md").read_text()
+    orbital_files = list((out / "orbitals").rglob("*.json"))
+    assert len(orbital_files) == 2  # one SCF per molecule, kept in --out
+    # The alias; the other orbital and two methods, from the cached SCF results and scores.
+    lumo = [*args, "--reference", "lumo", "--methods", "occlusion,shapley"]
+    assert main(["benchmark-explanations", *lumo[1:]]) == 0
+    assert sorted((out / "orbitals").rglob("*.json")) == sorted(orbital_files)
+    assert json.loads((out / "benchmark_tiny_lumo.json").read_text())["methods"] == [
+        "occlusion",
+        "shapley",
+    ]
+    capsys.readouterr()
+    assert main([*args, "--methods", "attention,hf"]) == 1
+    assert "--methods: unknown method 'hf'" in capsys.readouterr().err
+    assert main([*args, "--molecules", "0"]) == 1
+    assert "--molecules must be at least 1" in capsys.readouterr().err
 
 
-def test_validate_attention_refuses_crystal_models(crystal_run, capsys):
-    assert main(["validate-attention", str(crystal_run), "--reference", "homo", "--n", "2"]) == 1
+def test_validate_attention_refuses_crystal_models(crystal_run, tmp_path, capsys):
+    args = ["validate-attention", str(crystal_run), "--reference", "homo", "--n", "2"]
+    assert main([*args, "--out", str(tmp_path)]) == 1
     assert "molecules only" in capsys.readouterr().err
 
 

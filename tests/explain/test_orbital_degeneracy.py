@@ -1,4 +1,4 @@
-"""Degenerate frontier orbitals are averaged; cached weights record the rule; strict JSON."""
+"""Degenerate frontier orbitals are averaged; cached weights record the rule."""
 
 import json
 
@@ -14,13 +14,7 @@ from atomlens.explain.orbitals import (
     degenerate_average,
     frontier_weights,
 )
-from atomlens.explain.validation import ValidationReport
-from atomlens.files import write_json_atomic
 from atomlens.structures import make_structure
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"non-strict JSON constant {name}")
 
 
 def test_near_degenerate_pair_is_averaged():
@@ -88,25 +82,3 @@ def test_cache_of_another_version_is_recomputed(tmp_path, monkeypatch):
     path.write_text(json.dumps(stored | {"degeneracy_ev": 0.01}))  # another threshold
     cached_frontier_weights(ethane, tmp_path, **settings)
     assert len(calls) == 3
-
-
-def test_validation_summary_is_strict_json(tmp_path):
-    nan = np.array([np.nan, np.nan])
-    report = ValidationReport(
-        reference="homo",
-        names=["a", "b"],
-        correlations={"attention": np.array([0.5, np.nan])},
-        heavy_correlations={"attention": nan},
-        top1={"attention": np.array([1.0, 0.0])},
-        settings={"method": "hf", "basis": "sto-3g", "population": "lowdin"},
-    )
-    summary = report.summary()
-    assert np.isnan(summary["attention"]["spearman_heavy_mean"])  # undefined: no heavy triple
-    path = write_json_atomic(tmp_path / "attention_validation_homo.json", summary)
-    text = path.read_text()
-    assert "NaN" not in text
-    loaded = json.loads(text, parse_constant=_refuse_constant)
-    assert loaded["attention"]["spearman_heavy_mean"] is None
-    assert loaded["attention"]["spearman_sem"] is None  # one defined value: no sem
-    assert loaded["attention"]["spearman_mean"] == pytest.approx(0.5)
-    assert loaded["degeneracy_ev"] == DEGENERACY_EV

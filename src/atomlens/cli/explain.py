@@ -85,28 +85,75 @@ def register(commands: Any) -> None:
 
     validate = commands.add_parser(
         "validate-attention",
-        help="rank correlation of attention with first-principles HOMO/LUMO atom weights",
-        description="For a sample of the run's test molecules, compute HOMO/LUMO per-atom "
-        "weights with PySCF (cached per molecule; reruns resume) and report the Spearman "
-        "correlation with the model's attention next to random, centrality and heavy-atom "
-        "baselines. Writes <run>/attention_validation_<reference>.json.",
+        aliases=["benchmark-explanations"],
+        help="benchmark of explanations: attribution methods against chemistry baselines "
+        "(HOMO/LUMO atom weights, faithfulness)",
+        description="For a sample of the run's test molecules, score each attribution method "
+        "and the chemistry baselines (heavy atom, atomic number, fewest attached H, "
+        "centrality, random) by the Spearman correlation with PySCF HOMO/LUMO per-atom "
+        "weights (all atoms and heavy atoms only), the top-1 rate, and the faithfulness "
+        "deletion/insertion areas, each with a bootstrap 95% CI and a paired bootstrap CI "
+        "against the best baseline. Orbital weights and method scores are cached in --out, "
+        "so a rerun, or another model with the same --out, resumes. Writes "
+        "benchmark_<label>_<reference>.json/.csv/.md to --out.",
     )
     validate.add_argument("run", type=Path, help="run directory (a molecule model)")
     validate.add_argument(
         "--reference", choices=["homo", "lumo"], help="orbital (default: the run's target)"
     )
-    validate.add_argument("--n", type=int, default=100, help="test molecules (default 100)")
+    validate.add_argument(
+        "--molecules",
+        "--n",
+        dest="molecules",
+        type=int,
+        default=100,
+        help="molecules sampled from --split (default 100)",
+    )
+    validate.add_argument(
+        "--methods",
+        help="comma-separated attribution methods (default: all the model supports: "
+        + ", ".join(ATTRIBUTION_METHODS)
+        + ")",
+    )
+    validate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("explanation_benchmark"),
+        help="output folder, also holding the orbital and score caches "
+        "(default explanation_benchmark)",
+    )
+    validate.add_argument(
+        "--label", help="name of this model in the output files (default: the run folder name)"
+    )
     validate.add_argument("--split", choices=["test", "val", "train"], default="test")
-    validate.add_argument("--method", default="b3lyp", help="hf or a DFT functional")
-    validate.add_argument("--basis", default="6-31g", help="Gaussian basis set")
+    validate.add_argument(
+        "--functional", default="b3lyp", help="hf or a DFT functional (default b3lyp)"
+    )
+    validate.add_argument("--basis", default="6-31g", help="Gaussian basis set (default 6-31g)")
     validate.add_argument("--population", choices=["lowdin", "mulliken"], default="lowdin")
-    validate.add_argument("--seed", type=int, default=0)
+    validate.add_argument(
+        "--samples", type=int, default=64, help="shapley: random permutations (default 64)"
+    )
+    validate.add_argument(
+        "--steps", type=int, default=32, help="integrated_gradients: steps (default 32)"
+    )
+    validate.add_argument(
+        "--random-draws", type=int, default=5, help="draws of the random baseline (default 5)"
+    )
+    validate.add_argument(
+        "--bootstrap", type=int, default=5000, help="bootstrap resamples (default 5000)"
+    )
+    validate.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sample, Shapley, the random baseline, tie breaks and the bootstrap",
+    )
     validate.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
-        help="where orbital weights are kept between runs "
-        "(default: orbitals/ in $ATOMLENS_CACHE, else ~/.cache/atomlens)",
+        help="where orbital weights are kept between runs (default: <out>/orbitals)",
     )
     validate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_device_argument(validate)
@@ -180,15 +227,37 @@ def _print_faithfulness(summary: dict) -> None:
 
 
 def _validate_attention(args: argparse.Namespace) -> None:
-    from atomlens.explain.attention import explain
-    from atomlens.explain.validation import validate_attention
-    from atomlens.files import check_output_dir, write_json_atomic
+    from atomlens.explain.validation import benchmark_explanations, pyscf_weights
+    from atomlens.files import (
+        check_output_dir,
+        safe_filename,
+        write_csv,
+        write_json_atomic,
+        write_text_atomic,
+    )
     from atomlens.inference import load_model
-    from atomlens.paths import resolve_cache_dir
 
-    if args.run.is_dir():  # attention_validation_<orbital>.json goes into the run
-        check_output_dir(args.run, "run")
-    orbital_cache = args.cache_dir or resolve_cache_dir() / "orbitals"
+    for option, value, least in (
+        ("--molecules", args.molecules, 1),
+        ("--samples", args.samples, 1),
+        ("--steps", args.steps, 1),
+        ("--random-draws", args.random_draws, 1),
+        ("--bootstrap", args.bootstrap, 100),
+    ):
+        if value < least:
+            raise AtomlensError(f"{option} must be at least {least}, got {value}")
+    methods = None
+    if args.methods is not None:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = [m for m in methods if m not in ATTRIBUTION_METHODS]
+        if unknown or not methods:
+            raise AtomlensError(
+                f"--methods: unknown method '{unknown[0] if unknown else args.methods}'; "
+                f"choose from {', '.join(ATTRIBUTION_METHODS)} (the orbital calculation's "
+                "method is --functional)"
+            )
+    check_output_dir(args.out, "--out")
+    orbital_cache = args.cache_dir or args.out / "orbitals"
     check_output_dir(orbital_cache, "--cache-dir")
     predictor = load_model(args.run, args.checkpoint, args.device)
     reference = args.reference or predictor.target
@@ -196,35 +265,41 @@ def _validate_attention(args: argparse.Namespace) -> None:
         raise AtomlensError(
             f"the run predicts {predictor.target!r}; choose --reference homo or lumo"
         )
-    structures, _ = predictor.split_structures(args.split, args.n, args.seed)
-    if any(s.is_periodic for s in structures):
-        raise AtomlensError("validate-attention compares with molecular orbitals: molecules only")
-    report = validate_attention(
-        explain(predictor, structures),
-        reference,
-        orbital_cache,
-        method=args.method,
-        basis=args.basis,
-        population=args.population,
+    structures, _ = predictor.split_structures(args.split, args.molecules, args.seed)
+    orbital = {"functional": args.functional, "basis": args.basis, "population": args.population}
+    report = benchmark_explanations(
+        predictor,
+        structures,
+        pyscf_weights(reference, orbital_cache, **orbital),
+        reference=reference,
+        methods=methods,
+        options={"samples": args.samples, "steps": args.steps, "seed": args.seed},
+        random_draws=args.random_draws,
+        n_resamples=args.bootstrap,
         seed=args.seed,
+        score_cache=args.out / "scores",
+        settings=orbital,
         progress=sys.stderr.isatty(),
     )
-    summary = report.summary() | {"run": str(args.run), "model_target": predictor.target}
-    path = args.run / f"attention_validation_{reference}.json"
-    write_json_atomic(path, summary)
+    label = safe_filename(args.label or args.run.resolve().name)
+    stem = args.out / f"benchmark_{label}_{reference}"
+    summary = report.summary() | {
+        "run": str(args.run),
+        "label": label,
+        "checkpoint": args.checkpoint,
+        "split": args.split,
+    }
+    written = [
+        write_json_atomic(stem.with_suffix(".json"), summary),
+        write_csv(stem.with_suffix(".csv"), *report.csv_rows()),
+        write_text_atomic(stem.with_suffix(".md"), report.markdown(f"{label}: ")),
+    ]
     print(
-        f"Spearman correlation with {args.method}/{args.basis} {reference.upper()} "
-        f"{args.population} atom weights, {summary['n_molecules']} {args.split} molecules:"
+        f"{len(report.names)} {args.split} molecules, {args.functional}/{args.basis} "
+        f"{reference.upper()} {args.population} atom weights; mean [95% bootstrap CI, "
+        f"B = {args.bootstrap}]; faithfulness areas in units of the training-set std"
     )
-    print(
-        f"  {'scores':<11} {'mean':>7} {'± sem':>7} {'median':>7} {'top-1':>6}   "
-        "heavy atoms only: mean ± sem"
-    )
-    for name in ("attention", "random", "centrality", "heavy_atom"):
-        row = summary[name]
-        print(
-            f"  {name:<11} {row['spearman_mean']:>7.3f} {row['spearman_sem']:>7.3f} "
-            f"{row['spearman_median']:>7.3f} {row['top1_rate']:>6.0%}   "
-            f"{row['spearman_heavy_mean']:>7.3f} {row['spearman_heavy_sem']:>6.3f}"
-        )
-    print(f"wrote {path}")
+    print(report.text_table())
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} molecule(s), see 'skipped' in the JSON")
+    print("wrote " + ", ".join(str(p) for p in written))
