@@ -105,11 +105,18 @@ def _show(args: argparse.Namespace) -> None:
         return
     for key, value in model.card.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
+            value = ", ".join(f"{k} {_short(v)}" for k, v in value.items())
         elif isinstance(value, list):
             value = " ".join(map(str, value))
-        print(f"{key:<18}{value}")
+        print(f"{key:<18}{_short(value)}")
     print(f"{'size':<18}{format_size(model.size_bytes)}")
+
+
+def _short(value: Any) -> str:
+    """A card value for display: floats to 4 significant digits, null as -."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _export(args: argparse.Namespace) -> None:
