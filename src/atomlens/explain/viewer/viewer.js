@@ -331,6 +331,7 @@
       li.setAttribute("aria-selected", String(on));
     });
     $("images-toggle").disabled = !s.cell;
+    $("images-toggle").parentElement.hidden = !s.cell;
     $("repeat").hidden = !s.cell;
     ["a", "b", "c"].forEach((axis, k) => { $(`repeat-${axis}`).disabled = !s.cell || !s.pbc[k]; });
     const list = choices(s);
