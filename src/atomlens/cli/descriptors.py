@@ -54,7 +54,12 @@ def register(commands: Any) -> None:
         "or 'all'. Numeric labels of each structure are kept as columns; structures that "
         "fail are listed by id in <out>.failures.csv and skipped.",
     )
-    featurize.add_argument("files", type=Path, nargs="+", help="structure files")
+    featurize.add_argument("files", type=Path, nargs="*", help="structure files")
+    featurize.add_argument(
+        "--db",
+        help="an amorphous database (amorphous-db build): its finished jobs' final "
+        "structures with temperature and lnD, instead of files",
+    )
     featurize.add_argument(
         "--set",
         dest="feature_set",
@@ -195,7 +200,14 @@ def _featurize(args: argparse.Namespace) -> None:
 
     at_least(args.workers, 1, "--workers")
     check_output_file(args.out, "--out")
-    structures = read_structure_files(args.files)
+    if bool(args.files) == bool(args.db):
+        raise DataError("featurize needs structure files or --db DATABASE (one of the two)")
+    if args.db:
+        from atomlens.amorphous_db.features import database_structures
+
+        structures = database_structures(args.db)
+    else:
+        structures = read_structure_files(args.files)
     rows, failures = feature_rows(
         structures, args.feature_set, workers=args.workers, progress=sys.stderr.isatty()
     )

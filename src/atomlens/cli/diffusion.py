@@ -104,6 +104,12 @@ def register(commands: Any) -> None:
     )
     rdf.add_argument("trajectory", type=Path)
     rdf.add_argument("--compare", type=Path, help="a second trajectory: R^2 of its RDFs")
+    rdf.add_argument(
+        "--db",
+        help="an amorphous database: R^2 of --job's anneal RDFs against TRAJECTORY (the "
+        "reference, e.g. AIMD), stored in the job's row as rdf_r2_<pair>",
+    )
+    rdf.add_argument("--job", help="job id of the --db entry (e.g. Li2Si2O5_1500K_seed0)")
     rdf.add_argument("--r-max", type=float, default=6.0)
     rdf.add_argument("--bins", type=int, default=120)
     rdf.add_argument("--every", type=int, default=1, help="use every n-th frame")
@@ -286,6 +292,10 @@ def _rdf(args: argparse.Namespace) -> None:
     from atomlens.files import check_output_dir, write_csv, write_json_atomic
 
     positive(args.r_max, "--r-max")
+    if bool(args.db) != bool(args.job):
+        raise DataError("rdf --db and --job go together (the database and the job id)")
+    if args.db and args.compare:
+        raise DataError("rdf takes --compare or --db/--job, not both")
     at_least(args.bins, 1, "--bins")
     at_least(args.every, 1, "--every")
     check_output_dir(args.out, "--out")
@@ -299,6 +309,18 @@ def _rdf(args: argparse.Namespace) -> None:
     )
     plot_rdfs(r, rdfs, args.out / "rdf.png")
     print(f"RDFs {', '.join(names)}; wrote {args.out / 'rdf.csv'} and rdf.png")
+    if args.db:
+        from atomlens.amorphous_db.rdf import store_rdf_r2
+
+        scores = store_rdf_r2(
+            args.db, args.job, args.trajectory, rdfs, args.r_max, args.bins, args.every
+        )
+        write_json_atomic(args.out / "rdf_r2.json", scores)
+        print(
+            f"R2 of {args.job}'s RDFs against {args.trajectory}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+            + f"; stored in {args.db}"
+        )
     if args.compare:
         _, other = partial_rdfs(
             read_trajectory(args.compare, 1.0), args.r_max, args.bins, args.every
