@@ -34,6 +34,8 @@ examples:
   atomlens fit-table features.csv --target lnD --model xgboost
   atomlens sisso features.csv --target lnD --dim 3 --ops ""
   atomlens amorphous Li2Si2O5 --atoms 100 --anneal 1500 2000 2500 --diffusion Li
+  atomlens amorphous-db build plan.yaml --db amorphous.db --jobs 2
+  atomlens featurize --db amorphous.db --out features.csv
   atomlens diffusion md.extxyz --species Li --temperature 1500 --timestep 10
   atomlens coercivity configs/coercivity_heisenberg.yaml --threads 2
   mpiexec -n 2 atomlens coercivity configs/coercivity_nd2fe14b.yaml --mpi
@@ -128,6 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     from atomlens.cli import (
+        amorphous_db,
         benchmark,
         configs,
         core,
@@ -140,4 +143,5 @@ def _build_parser() -> argparse.ArgumentParser:
 
     for module in (core, models, benchmark, explain, descriptors, diffusion, spins, configs):
         module.register(commands)
+    amorphous_db.register(commands)
     return parser
