@@ -37,6 +37,10 @@ def standard_property(target: str, unit: str) -> tuple[str, float] | None:
 class AtomlensCalculator(Calculator):
     """ASE calculator: ``atoms.calc = AtomlensCalculator(run_dir)``.
 
+    ``run_dir`` is a training run directory or a shipped model's name
+    (``AtomlensCalculator("qm9-homo")``; see ``atomlens models``), as for
+    :func:`atomlens.inference.load_model`.
+
     Properties: ``"prediction"`` (the trained target in the model's unit, e.g. HOMO in eV)
     and ``"atom_attention"`` (per-atom global attention, sums to 1). A model trained on a
     total energy (target ``energy``, ``total_energy`` or QM9's ``u0``/``U0``, in eV, meV

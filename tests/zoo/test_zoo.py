@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -286,3 +288,13 @@ def test_empty_zoo_and_package_data(tmp_path: Path, monkeypatch, capsys) -> None
     patterns = project["tool"]["setuptools"]["package-data"]["atomlens"]
     assert {f"zoo/*/{name}" for name in MODEL_FILES} <= set(patterns)
     assert CARD in MODEL_FILES
+
+
+def test_listing_models_does_not_load_torch() -> None:
+    code = (
+        "import sys, atomlens.zoo, atomlens.cli.models; atomlens.zoo.shipped_models(); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
