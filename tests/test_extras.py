@@ -36,6 +36,7 @@ CLI = [
     "atomlens.cli.explain",
     "atomlens.cli.descriptors",
     "atomlens.cli.diffusion",
+    "atomlens.cli.amorphous_db",
     "atomlens.cli.spins",
     "atomlens.cli.configs",
 ]
@@ -78,7 +79,17 @@ DOMAINS: dict[str, list[str]] = {
         "atomlens.cli.spins",
     ],
     "mpi": ["atomlens.spins.parallel"],
-    "md": ["atomlens.diffusion.amorphous", "atomlens.cli.diffusion"],
+    "md": [
+        "atomlens.diffusion.amorphous",
+        "atomlens.cli.diffusion",
+        "atomlens.cli.amorphous_db",
+        "atomlens.amorphous_db.plan",
+        "atomlens.amorphous_db.jobs",
+        "atomlens.amorphous_db.store",
+        "atomlens.amorphous_db.show",
+        "atomlens.amorphous_db.rdf",
+    ],
+    "cluster": ["atomlens.amorphous_db.build"],
     "descriptors": [
         "atomlens.descriptors",
         "atomlens.descriptors.features",
@@ -109,6 +120,7 @@ OPTIONAL: dict[str, set[tuple[str, str]]] = {
         ("sklearn", "atomlens.explain.separability"),  # t-SNE instead of PCA
     },
     "spins": {("mpi4py", "atomlens.spins.parallel")},  # coercivity --mpi (extra mpi)
+    "md": {("dask", "atomlens.amorphous_db.build")},  # amorphous-db --executor dask (cluster)
 }
 
 

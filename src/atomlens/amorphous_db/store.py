@@ -13,10 +13,12 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from atomlens.amorphous_db.plan import Job, Plan
 from atomlens.errors import DataError
+
+if TYPE_CHECKING:
+    from atomlens.amorphous_db.plan import Job, Plan
 
 META_KEY = "atomlens_amorphous_db"
 FORMAT = 1
