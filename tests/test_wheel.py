@@ -18,12 +18,14 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
 
 from atomlens import __version__
+from atomlens.zoo import MODEL_FILES, shipped_models
 from tests.training.conftest import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +88,9 @@ def test_wheel_installs_and_runs_with_core_dependencies_only(tmp_path: Path) -> 
          source, env)  # fmt: skip
     (wheel,) = wheels.glob("atomlens-*.whl")
     assert wheel.name.startswith(f"atomlens-{__version__}-")
+    carried = set(zipfile.ZipFile(wheel).namelist())
+    for name in shipped_models(ROOT / "src" / "atomlens" / "zoo"):  # every file of each model
+        assert {f"atomlens/zoo/{name}/{f}" for f in MODEL_FILES} <= carried, name
 
     fresh = tmp_path / "fresh"
     venv.EnvBuilder(with_pip=False).create(fresh)
