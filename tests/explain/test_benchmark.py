@@ -164,6 +164,13 @@ def test_top1_ties_share_the_hit():
     ]
 
 
+def test_verdict_follows_the_direction_of_each_metric():
+    lower = Interval(-0.1, -0.2, -0.05, 10)
+    assert BenchmarkReport.verdict("insertion", lower) == "better"  # smaller is better
+    assert BenchmarkReport.verdict("deletion", lower) == "worse"
+    assert BenchmarkReport.verdict("top1", Interval(0.1, -0.01, 0.2, 10)) == "no difference"
+
+
 def test_report_json_is_strict_and_csv_has_empty_cells(tmp_path):
     names = ["a", "b", "c"]
     nan = np.full(3, np.nan)

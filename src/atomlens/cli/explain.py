@@ -300,6 +300,8 @@ def _validate_attention(args: argparse.Namespace) -> None:
         f"B = {args.bootstrap}]; faithfulness areas in units of the training-set std"
     )
     print(report.text_table())
+    if "shapley" in report.methods:
+        print(f"shapley scores from {args.samples} sampled permutations per molecule")
     if report.skipped:
         print(f"skipped {len(report.skipped)} molecule(s), see 'skipped' in the JSON")
     print("wrote " + ", ".join(str(p) for p in written))
