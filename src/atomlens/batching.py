@@ -79,13 +79,6 @@ def _tensor(array: np.ndarray, spec: FieldSpec, dtype: torch.dtype) -> torch.Ten
     return torch.from_numpy(np.ascontiguousarray(array)).to(kind[spec.kind])
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + c)`` for each start/count pair, vectorised."""
-    total = int(counts.sum())
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return offsets + np.arange(total)
-
-
 def _atom_offsets(atom_count: np.ndarray, edge_count: np.ndarray) -> dict[str, np.ndarray]:
     """Per level, the batch position of the first atom of each row's graph.
 
@@ -118,26 +111,19 @@ def collate(
     dataset: GraphDataset, indices: np.ndarray, dtype: torch.dtype = torch.float32
 ) -> Batch:
     """Gather the graphs at ``indices`` into one flat Batch (no per-graph Python loop)."""
-    a = dataset.arrays
     indices = np.asarray(indices, dtype=np.int64)
-    atom_start = a["atom_ptr"][indices]
-    atom_count = a["atom_ptr"][indices + 1] - atom_start
-    edge_start = a["edge_ptr"][indices]
-    edge_count = a["edge_ptr"][indices + 1] - edge_start
-    rows = {
-        "graph": indices,
-        "node": _ranges(atom_start, atom_count),
-        "edge": _ranges(edge_start, edge_count),
-    }
+    a = dataset.take(indices)
+    atom_count = np.diff(a["atom_ptr"])
+    edge_count = np.diff(a["edge_ptr"])
     offsets = _atom_offsets(atom_count, edge_count)
     tensors = {}
     for spec in FIELDS:
         if spec.name in a:
-            values = a[spec.name][rows[spec.level]]
+            values = a[spec.name]
             if spec.kind == "index":
                 values = values + offsets[spec.level]
             tensors[spec.name] = _tensor(values, spec, dtype)
-    tensors |= _batch_extras(atom_count, a["targets"][indices], indices, dtype)
+    tensors |= _batch_extras(atom_count, a["targets"], indices, dtype)
     return Batch(tensors)
 
 

@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     field_validator,
+    model_validator,
 )
 
 from atomlens.device import DEVICE_PATTERN
@@ -34,14 +35,30 @@ __all__ = [
 
 
 class SplitConfig(BaseModel):
-    """Sizes (fractions or counts) and seed of the train/val/test split."""
+    """How the records are split into train/val/test.
+
+    Sizes (fractions or counts) and a seed carve the parts from the data source, or
+    ``file`` lists them (record ids or indices); a part may instead be a file of its own
+    (``train_source``/``val_source``/``test_source``). By default val and test are 10 %
+    each, unless they come from their own files.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     train: float | int | None = None
-    val: float | int = 0.1
-    test: float | int = 0.1
+    val: float | int | None = None
+    test: float | int | None = None
     seed: int = 0
+    file: str | None = Field(
+        None, description="JSON file with train/val/test lists of record ids or indices"
+    )
+    train_source: str | None = Field(
+        None, description="structure file (any format ASE reads) holding the training records"
+    )
+    val_source: str | None = Field(
+        None, description="structure file holding the validation records"
+    )
+    test_source: str | None = Field(None, description="structure file holding the test records")
 
     @field_validator("train", "val", "test")
     @classmethod
@@ -55,13 +72,39 @@ class SplitConfig(BaseModel):
             raise ValueError(f"a fraction must lie in [0, 1] (an integer is a count), got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _one_rule_per_part(self) -> SplitConfig:
+        """Sizes, a split file and a part's own file do not mix; default sizes filled in."""
+        sized = [part for part in ("train", "val", "test") if getattr(self, part) is not None]
+        if self.file is not None:
+            if sized:
+                raise ValueError(
+                    f"split.file lists the records: remove split.{', split.'.join(sized)}"
+                )
+            return self
+        for part in sized:
+            if getattr(self, f"{part}_source") is not None:
+                raise ValueError(
+                    f"split.{part} and split.{part}_source exclude each other (the file "
+                    f"holds the {part} records)"
+                )
+        if self.val is None and self.val_source is None:
+            self.val = 0.1
+        if self.test is None and self.test_source is None:
+            self.test = 0.1
+        return self
+
 
 class DataConfig(BaseModel):
     """Where the structures and labels come from and how graphs are built."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(description="qm9, matbench:<task>, or a structure file with labels")
+    source: str | None = Field(
+        None,
+        description="qm9, matbench:<task>, or a structure file with labels (may be omitted "
+        "when split.train_source is given)",
+    )
     target: str = Field(description="label to learn, e.g. homo or formation_energy_per_atom")
     limit: int | None = Field(None, gt=0)
     graph: dict[str, float | bool | None] = Field(default_factory=dict)
@@ -99,6 +142,19 @@ class DataConfig(BaseModel):
                 f"is in {known}; remove data.unit or set it to '{known}'"
             )
         return self.unit or known
+
+    @model_validator(mode="after")
+    def _pool(self) -> DataConfig:
+        """The records come from data.source or split.train_source (one file, not two)."""
+        train_source = self.split.train_source
+        if self.source is None and train_source is None:
+            raise ValueError("data.source is required (or give data.split.train_source)")
+        if self.source is not None and train_source is not None and self.source != train_source:
+            raise ValueError(
+                f"data.source '{self.source}' and data.split.train_source '{train_source}' "
+                "differ: give one of them"
+            )
+        return self
 
 
 class TrainingConfig(BaseModel):

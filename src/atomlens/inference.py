@@ -204,57 +204,40 @@ class Predictor:
         return self.records_at(indices, f"the {split_name} split")
 
     def split_indices(self, split_name: str = "test") -> np.ndarray:
-        """Graph-cache rows of one of the run's saved splits (``train``, ``val``, ``test``).
+        """Rows of the run's data set in one of its saved splits (``train``, ``val``, ``test``).
+
+        The run's data set holds its train, val and test records in turn (see
+        :mod:`atomlens.datasets.run_data`).
 
         Raises:
             DataError: If the split is unknown or missing, or the model is a shipped one.
         """
-        from atomlens.datasets import Split
+        from atomlens.datasets.run_data import open_run_data
 
         if self.shipped:
             raise DataError(
                 f"'{self.name}' is a shipped model: it has no saved split; give structure files"
             )
-        if split_name not in ("train", "val", "test"):
-            raise DataError(f"unknown split {split_name!r}; use train, val or test")
-        return getattr(Split.load(self.run_dir / "split.json"), split_name)
+        return open_run_data(self.run_dir, self.metadata).rows.part(split_name)
 
     def records_at(
         self, indices: np.ndarray, what: str = "the selection"
     ) -> tuple[list[Structure], np.ndarray]:
-        """The source structures of the run's graph-cache rows ``indices``, with their labels.
+        """The source structures of rows ``indices`` of the run's data set, with their labels.
 
         Args:
-            indices: Rows of the run's graph cache (e.g. from :meth:`split_indices`).
+            indices: Rows of the run's data set (e.g. from :meth:`split_indices`).
             what: How errors name the rows, e.g. ``the test split``.
 
         Raises:
             DataError: If the run's graph cache is gone or the source lost a record.
         """
-        from atomlens.datasets import GraphDataset, load_source
+        from atomlens.datasets.run_data import open_run_data, structures_of_rows
 
         if self.shipped:
             raise DataError(f"'{self.name}' is a shipped model: it has no data source")
-        entry = Path(self.metadata["cache_entry"])
-        if not (entry / "manifest.json").is_file():
-            raise DataError(
-                f"the run's graph cache '{entry}' is gone; rebuild it with "
-                f"`atomlens train {self.run_dir / 'config.yaml'}` (it resumes)"
-            )
-        ids = GraphDataset(entry).ids[indices]
-        data = self.config.data
-        source = load_source(
-            data.source, targets=[data.target], limit=data.limit, skip_invalid=data.skip_invalid
-        )
-        position = {str(record_id): k for k, record_id in enumerate(source.ids)}
-        missing = [str(i) for i in ids if str(i) not in position]
-        if missing:
-            raise DataError(
-                f"{len(missing)} record(s) of {what} (e.g. {missing[0]}) are no "
-                f"longer in the source '{data.source}'"
-            )
-        rows = [position[str(i)] for i in ids]
-        return [source.structures[k] for k in rows], source.targets[rows, 0]
+        run = open_run_data(self.run_dir, self.metadata)
+        return structures_of_rows(self.config.data, run, indices, what)
 
     def check_structures(self, records: list[Structure]) -> None:
         """Refuse structures the model cannot handle, naming the first such structure.

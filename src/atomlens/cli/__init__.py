@@ -24,7 +24,7 @@ examples:
   atomlens graphs build crystals.extxyz --targets formation_energy_per_atom
   atomlens graphs build crystals.extxyz --kind cutoff --param cutoff=5.0
   atomlens graphs show molecule.xyz
-  atomlens graphs info ~/.cache/atomlens/qm9_first2000-<key>
+  atomlens graphs info ~/.cache/atomlens/qm9-<key>
   atomlens benchmark --task band_gap --data crystals.extxyz --model sen --out runs/gap_sen
   atomlens benchmark --task matbench_mp_gap --model sen --out runs/mb_gap --no-symmetry
   atomlens explain runs/demo molecules.xyz --out explanations --faithfulness

@@ -1,13 +1,18 @@
-"""Graph cache on disk: graphs computed once, in parallel, resumably, written atomically.
+"""Graph cache on disk: graphs computed once, only for the records asked for, resumably.
 
-Layout of one cache entry (``<cache_dir>/<name>-<key>/``): ``manifest.json`` (parameters,
-versions, source fingerprint, counts, skipped records) and one ``.npy`` file per array, all
-graphs concatenated (atoms and edges indexed by ``atom_ptr``/``edge_ptr``). The key hashes
-the source fingerprint, the graph kind and parameters, the cache format and the versions of
-the libraries that compute graphs, so any change builds a new entry.
+A cache entry (``<cache_dir>/<name>-<key>/``) belongs to one source content, label set,
+graph kind and parameters, cache format and set of library versions (the key hashes them
+all), whatever part of the source a run uses. It is an append-only store:
+``manifest.json`` lists its shards, and each shard (``shard-NNNNN/``) holds the graphs of
+some records as one ``.npy`` file per array (graphs concatenated, atoms and edges indexed
+by ``atom_ptr``/``edge_ptr``, ``record_index`` naming each graph's source record). A build
+computes only the records asked for that no shard holds (nor the manifest lists as
+skipped) and appends them as one new shard; :class:`atomlens.datasets.dataset.GraphDataset`
+maps the records a run uses onto shard rows. Shards never change and the manifest is
+replaced atomically once its new shard is in place, so readers only see complete shards.
 
 While building, finished chunks are kept in ``.building-<name>-<key>/``; a killed build
-resumes from them. The entry appears under its final name only when complete.
+resumes from them. One process at a time appends to an entry (a lock file beside it).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from atomlens.datasets.sources import Source
 from atomlens.errors import DataError, StructureError, describe_location
-from atomlens.files import atomic_path, check_output_dir, dumps_json
+from atomlens.files import atomic_path, check_output_dir, write_json_atomic
 from atomlens.graphs.cutoff import CutoffParams, cutoff_graph
 from atomlens.graphs.graph import Graph
 from atomlens.graphs.schema import FIELDS, GROUPS
@@ -39,7 +44,8 @@ from atomlens.locks import exclusive
 from atomlens.paths import resolve_cache_dir
 from atomlens.structures.record import Structure
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # format 1: one shard, at the top of the entry folder
 GRAPH_KINDS: dict[str, type] = {"voronoi": VoronoiParams, "cutoff": CutoffParams}
 
 
@@ -87,18 +93,21 @@ def build_graph_cache(
     kind: str = "voronoi",
     params: VoronoiParams | CutoffParams | None = None,
     *,
+    records: np.ndarray | list[int] | None = None,
     cache_dir: Path | str | None = None,
     workers: int | None = None,
     chunk_size: int = 1000,
     skip_invalid: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Compute the graphs of a source once and cache them on disk.
+    """Compute the graphs of a source's records once and cache them on disk.
 
     Args:
         source: Structures and labels.
         kind: ``voronoi`` (SCANN) or ``cutoff``.
         params: Graph parameters (defaults of the kind when None).
+        records: Records (positions in ``source``) that need graphs (default: all). Only
+            those the entry does not hold yet are computed.
         cache_dir: Folder holding cache entries (default: see :mod:`atomlens.paths`).
         workers: Processes to use (default: all cores, at most 2 per the target machine).
         chunk_size: Structures per resumable chunk.
@@ -107,42 +116,87 @@ def build_graph_cache(
         progress: Show a progress bar (only on a terminal).
 
     Returns:
-        The folder of the complete cache entry (reused if it already exists).
+        The folder of the cache entry; ``GraphDataset(path, records=...)`` reads the
+        records back.
 
     Raises:
-        DataError: For NaN labels (unless skipped) or an empty result.
-        StructureError: For the first invalid structure (unless skipped).
+        DataError: For NaN labels (unless skipped), records out of range, or an entry
+            without any graph.
+        StructureError: For the first invalid structure (unless skipped), also one that an
+            earlier build with ``skip_invalid`` listed as skipped.
     """
     params = params or make_params(kind)
     if chunk_size < 1:
         raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
+    wanted = _requested(source, records)
     cache_dir = resolve_cache_dir(cache_dir)
     key = cache_key(source, kind, params)
     final = cache_dir / f"{source.name}-{key}"
-    if (final / "manifest.json").is_file():
+    label_skips = _check_labels(source, wanted, skip_invalid)
+    if not _missing(final, wanted, skip_invalid).size:
         return final
-    label_skips = _check_labels(source, skip_invalid)
     check_output_dir(
         cache_dir, "graph cache folder (--cache-dir, data.cache_dir or $ATOMLENS_CACHE)"
     )
     # A second build of the same entry waits for the first and then reuses its result.
     with exclusive(cache_dir / f".{source.name}-{key}.lock", f"graph cache '{final}'", wait=True):
-        if (final / "manifest.json").is_file():
-            return final
-        _build_locked(
-            source,
-            kind,
-            params,
-            key,
-            cache_dir,
-            final,
-            chunk_size,
-            workers,
-            skip_invalid,
-            label_skips,
-            progress,
-        )
+        missing = _missing(final, wanted, skip_invalid)
+        if missing.size:
+            _build_locked(
+                source,
+                kind,
+                params,
+                key,
+                cache_dir,
+                final,
+                missing,
+                chunk_size,
+                workers,
+                skip_invalid,
+                label_skips,
+                progress,
+            )
+            _missing(final, wanted, skip_invalid)  # resumed chunks may hold skipped records
     return final
+
+
+def _requested(source: Source, records: np.ndarray | list[int] | None) -> np.ndarray:
+    """The distinct records asked for, sorted (all of the source when None)."""
+    if records is None:
+        return np.arange(len(source), dtype=np.int64)
+    wanted = np.unique(np.asarray(records, dtype=np.int64))
+    if wanted.size and (wanted[0] < 0 or wanted[-1] >= len(source)):
+        bad = int(wanted[0] if wanted[0] < 0 else wanted[-1])
+        raise DataError(f"record {bad} is out of range: '{source.name}' has {len(source)} records")
+    return wanted
+
+
+def built_records(path: Path, manifest: dict[str, Any]) -> np.ndarray:
+    """Records the entry holds graphs for, shard after shard."""
+    parts = [
+        np.load(folder / "record_index.npy", mmap_mode="r", allow_pickle=False)
+        for folder in shard_folders(path, manifest)
+    ]
+    return np.concatenate([np.asarray(p, dtype=np.int64) for p in parts] or [np.empty(0, int)])
+
+
+def _missing(final: Path, wanted: np.ndarray, skip_invalid: bool) -> np.ndarray:
+    """Records of ``wanted`` the entry neither holds nor lists as skipped.
+
+    Raises:
+        StructureError: For a wanted record an earlier build skipped, unless ``skip_invalid``.
+    """
+    if not (final / "manifest.json").is_file():
+        return wanted
+    manifest = read_manifest(final)
+    skipped = {e["record"]: e for e in manifest["skipped"] if e.get("record") is not None}
+    if not skip_invalid and skipped:
+        hit = np.intersect1d(wanted, np.fromiter(skipped, dtype=np.int64))
+        if hit.size:
+            entry = skipped[int(hit[0])]
+            raise StructureError(entry["reason"], entry.get("file"), entry.get("frame"))
+    covered = np.concatenate([built_records(final, manifest), np.fromiter(skipped, dtype=np.int64)])
+    return np.setdiff1d(wanted, covered, assume_unique=False)
 
 
 def _build_locked(
@@ -152,31 +206,38 @@ def _build_locked(
     key: str,
     cache_dir: Path,
     final: Path,
+    missing: np.ndarray,
     chunk_size: int,
     workers: int | None,
     skip_invalid: bool,
     label_skips: frozenset[int],
     progress: bool,
 ) -> None:
-    """Build the entry while holding its lock (see :func:`build_graph_cache`)."""
+    """Build the missing records and append them while holding the entry's lock."""
     started = time.perf_counter()
     building = cache_dir / f".building-{source.name}-{key}"
     building.mkdir(parents=True, exist_ok=True)
-    chunks = [
-        (c, range(start, min(start + chunk_size, len(source))))
-        for c, start in enumerate(range(0, len(source), chunk_size))
-    ]
-    _drop_foreign_chunks(building, {_chunk_name(r) for _, r in chunks})
-    todo = [(c, r) for c, r in chunks if not (building / _chunk_name(r)).is_file()]
-    done_count = len(source) - sum(len(r) for _, r in todo)
+    chunks = [missing[start : start + chunk_size] for start in range(0, missing.size, chunk_size)]
+    names = [_chunk_name(records) for records in chunks]
+    _drop_foreign_chunks(building, set(names))
+    todo = [c for c, name in enumerate(names) if not (building / name).is_file()]
+    done_count = int(missing.size - sum(chunks[c].size for c in todo))
     tasks = (
-        (c, [source.structures[i] for i in r], r.start, kind, params, skip_invalid, label_skips)
-        for c, r in todo
+        (
+            c,
+            [source.structures[i] for i in chunks[c]],
+            chunks[c].tolist(),
+            kind,
+            params,
+            skip_invalid,
+            label_skips,
+        )
+        for c in todo
     )
     from tqdm.auto import tqdm
 
     with tqdm(
-        total=len(source),
+        total=int(missing.size),
         initial=done_count,
         unit="struct",
         desc=f"graphs {source.name}",
@@ -184,15 +245,17 @@ def _build_locked(
         smoothing=0.1,
     ) as bar:
         for chunk_id, arrays, count in _run_tasks(tasks, _resolve_workers(workers, len(todo))):
-            _save_atomic_npz(building / _chunk_name(chunks[chunk_id][1]), arrays)
+            _save_atomic_npz(building / names[chunk_id], arrays)
             bar.update(count)
 
-    _assemble(source, kind, params, key, building, final, [r for _, r in chunks], started)
+    _append_shard(source, kind, params, key, building, final, chunks, names, started)
     shutil.rmtree(building, ignore_errors=True)
 
 
-def _check_labels(source: Source, skip_invalid: bool) -> frozenset[int]:
-    bad_rows = np.nonzero(~np.isfinite(source.targets).all(axis=1))[0]
+def _check_labels(source: Source, wanted: np.ndarray, skip_invalid: bool) -> frozenset[int]:
+    """Wanted records with a non-finite label (an error unless ``skip_invalid``)."""
+    finite = np.isfinite(source.targets[wanted]).all(axis=1)
+    bad_rows = wanted[~finite]
     if bad_rows.size and not skip_invalid:
         row = int(bad_rows[0])
         column = int(np.nonzero(~np.isfinite(source.targets[row]))[0][0])
@@ -258,10 +321,9 @@ def _exit_with_parent(parent: Any) -> None:
 
 
 def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
-    chunk_id, structures, first_index, kind, params, skip_invalid, label_skips = task
-    indices = [first_index + k for k in range(len(structures))]
-    candidates = [(i, s) for i, s in zip(indices, structures, strict=True) if i not in label_skips]
-    skipped: list[tuple[int, str]] = [(i, "non-finite label") for i in indices if i in label_skips]
+    chunk_id, structures, records, kind, params, skip_invalid, label_skips = task
+    candidates = [(i, s) for i, s in zip(records, structures, strict=True) if i not in label_skips]
+    skipped: list[tuple[int, str]] = [(i, "non-finite label") for i in records if i in label_skips]
     results = graphs_of([s for _, s in candidates], kind, params)
     graphs: list[Graph] = []
     kept: list[int] = []
@@ -276,7 +338,7 @@ def _build_chunk(task: tuple) -> tuple[int, dict[str, np.ndarray], int]:
     groups = {group for group in GROUPS if getattr(params, group, False)}
     arrays = _concatenate(graphs, kept, groups)
     skipped.sort()
-    arrays["record_range"] = np.array([first_index, first_index + len(structures)], np.int64)
+    arrays["records"] = np.asarray(records, dtype=np.int64)
     arrays["skipped_index"] = np.array([s[0] for s in skipped], dtype=np.int64)
     arrays["skipped_reason"] = np.array([s[1] for s in skipped], dtype=str)
     return chunk_id, arrays, len(structures)
@@ -320,16 +382,20 @@ def _concatenate(graphs: list[Graph], kept: list[int], groups: set[str]) -> dict
     return arrays
 
 
-def _chunk_name(records: range) -> str:
-    """File of the chunk holding ``records``: its name is its record range."""
-    return f"chunk-{records.start:09d}-{records.stop:09d}.npz"
+def _chunk_name(records: np.ndarray) -> str:
+    """File of the chunk holding ``records``: their range, plus a digest unless contiguous."""
+    first, stop = int(records[0]), int(records[-1]) + 1
+    name = f"chunk-{first:09d}-{stop:09d}"
+    if stop - first != records.size:
+        name += "-" + hashlib.sha256(np.asarray(records, np.int64).tobytes()).hexdigest()[:12]
+    return name + ".npz"
 
 
 def _drop_foreign_chunks(building: Path, expected: set[str]) -> None:
-    """Delete finished chunks of an earlier build whose record ranges this build does not use.
+    """Delete finished chunks of an earlier build that this build does not use.
 
-    A build resumed with another chunk size must not reuse chunks by number: their records
-    would overlap this build's (duplicated graphs, molecules in two splits).
+    A build resumed with another chunk size or other records must not reuse chunks whose
+    records overlap this build's chunks (duplicated graphs, molecules in two splits).
     """
     for path in building.glob("chunk-*.npz"):
         if path.name not in expected:
@@ -343,80 +409,107 @@ def _save_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         os.fsync(handle.fileno())
 
 
-def _assemble(
+def _append_shard(
     source: Source,
     kind: str,
     params: VoronoiParams | CutoffParams,
     key: str,
     building: Path,
     final: Path,
-    chunks: list[range],
+    chunks: list[np.ndarray],
+    names: list[str],
     started: float,
 ) -> None:
+    """Merge the finished chunks into a new shard of the entry, then update its manifest."""
     parts: dict[str, list[np.ndarray]] = {}
-    for records in chunks:
-        path = building / _chunk_name(records)
+    for records, name in zip(chunks, names, strict=True):
+        path = building / name
         with np.load(path) as chunk:
-            stored = chunk["record_range"].tolist() if "record_range" in chunk.files else None
-            if stored != [records.start, records.stop]:
+            stored = chunk["records"] if "records" in chunk.files else None
+            if stored is None or not np.array_equal(stored, records):
                 path.unlink()
                 raise DataError(
-                    f"graph chunk '{path}' holds records {stored}, expected "
-                    f"{[records.start, records.stop]}; it was removed, run the build again"
+                    f"graph chunk '{path}' holds other records than its name says; it was "
+                    "removed, run the build again"
                 )
-            for name in chunk.files:
-                if name != "record_range":
-                    parts.setdefault(name, []).append(chunk[name])
+            for array in chunk.files:
+                if array != "records":
+                    parts.setdefault(array, []).append(chunk[array])
     merged = {name: np.concatenate(arrays) for name, arrays in parts.items()}
-    skipped = _skipped_list(source, merged.pop("skipped_index"), merged.pop("skipped_reason"))
-    if merged["record_index"].size == 0:
-        raise DataError(f"no valid structure left in '{source.name}' ({len(skipped)} skipped)")
+    previous = read_manifest(final) if (final / "manifest.json").is_file() else None
+    skipped = _merge_skipped(
+        previous["skipped"] if previous else [],
+        source,
+        merged.pop("skipped_index"),
+        merged.pop("skipped_reason"),
+    )
+    shards = list(previous["shards"]) if previous else []
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atom_count = merged.pop("atom_count")
     edge_count = merged.pop("edge_count")
-    merged["atom_ptr"] = np.concatenate([[0], np.cumsum(atom_count)]).astype(np.int64)
-    merged["edge_ptr"] = np.concatenate([[0], np.cumsum(edge_count)]).astype(np.int64)
-    merged["targets"] = source.targets[merged["record_index"]]
-    merged["ids"] = np.array([source.ids[i] for i in merged["record_index"]], dtype=str)
-
+    if merged["record_index"].size:
+        merged["atom_ptr"] = np.concatenate([[0], np.cumsum(atom_count)]).astype(np.int64)
+        merged["edge_ptr"] = np.concatenate([[0], np.cumsum(edge_count)]).astype(np.int64)
+        merged["targets"] = source.targets[merged["record_index"]]
+        merged["ids"] = np.array([source.ids[i] for i in merged["record_index"]], dtype=str)
+        name = f"shard-{len(shards):05d}"
+        staging = building / "shard"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for array, values in merged.items():
+            np.save(staging / f"{array}.npy", values, allow_pickle=False)
+        final.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(final / name, ignore_errors=True)  # left by an append killed before
+        os.replace(staging, final / name)  # its manifest: never listed, never read
+        shards.append(
+            {
+                "name": name,
+                "n_graphs": int(merged["record_index"].size),
+                "n_atoms": int(merged["atom_ptr"][-1]),
+                "n_edges": int(merged["edge_ptr"][-1]),
+                "build_seconds": round(time.perf_counter() - started, 3),
+                "created": now,
+            }
+        )
+    n_graphs = sum(s["n_graphs"] for s in shards)
+    if not n_graphs:
+        raise DataError(f"no valid structure left in '{source.name}' ({len(skipped)} skipped)")
+    skipped_records = sum(1 for e in skipped if e.get("record") is not None)
     manifest = {
         "format_version": FORMAT_VERSION,
         "key": key,
-        "versions": library_versions(),
+        "versions": previous["versions"] if previous else library_versions(),
         "source": {
             "name": source.name,
             "fingerprint": source.fingerprint,
-            "n_records": len(source),
+            "n_records": n_graphs + skipped_records,
         },
         "graph": {"kind": kind, "params": dataclasses.asdict(params)},
         "targets": list(source.target_names),
         "units": {t: source.units.get(t, "") for t in source.target_names},
-        "n_graphs": int(merged["record_index"].size),
-        "n_atoms": int(merged["atom_ptr"][-1]),
-        "n_edges": int(merged["edge_ptr"][-1]),
+        "n_graphs": n_graphs,
+        "n_atoms": sum(s["n_atoms"] for s in shards),
+        "n_edges": sum(s["n_edges"] for s in shards),
         "skipped": skipped,
-        "build_seconds": round(time.perf_counter() - started, 3),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "arrays": sorted(merged),
+        "shards": shards,
+        "build_seconds": round(sum(s["build_seconds"] for s in shards), 3),
+        "created": previous["created"] if previous else now,
+        "arrays": previous["arrays"] if previous else sorted(merged),
     }
-    staging = building / "entry"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    for name, array in merged.items():
-        np.save(staging / f"{name}.npy", array, allow_pickle=False)
-    (staging / "manifest.json").write_text(dumps_json(manifest))
-    if final.exists():  # a concurrent build finished first; keep its identical result
-        return
-    os.replace(staging, final)
+    write_json_atomic(final / "manifest.json", manifest)
 
 
-def _skipped_list(source: Source, indices: np.ndarray, reasons: np.ndarray) -> list[dict[str, Any]]:
-    """The manifest's ``skipped`` entries in file order.
+def _merge_skipped(
+    previous: list[dict[str, Any]], source: Source, indices: np.ndarray, reasons: np.ndarray
+) -> list[dict[str, Any]]:
+    """The manifest's ``skipped`` entries in file order, earlier builds' ones included.
 
     Frames rejected when the source was loaded come with ``record`` None; records whose
     label or graph failed carry their record index. All name ``file`` and ``frame`` (the
     file's own numbering, where known), ``id`` and ``reason``.
     """
-    entries = [{"record": None} | item for item in source.invalid]
+    entries = list(previous)
+    entries += [{"record": None} | item for item in source.invalid]
     for index, reason in zip(indices.tolist(), reasons.tolist(), strict=True):
         structure = source.structures[index]
         entries.append(
@@ -428,8 +521,18 @@ def _skipped_list(source: Source, indices: np.ndarray, reasons: np.ndarray) -> l
                 "reason": str(reason),
             }
         )
-    entries.sort(key=lambda e: (str(e["file"]), -1 if e["frame"] is None else e["frame"]))
-    return entries
+    unique = {json.dumps(e, sort_keys=True): e for e in entries}
+    return sorted(
+        unique.values(),
+        key=lambda e: (str(e["file"]), -1 if e["frame"] is None else e["frame"]),
+    )
+
+
+def shard_folders(path: Path, manifest: dict[str, Any]) -> list[Path]:
+    """Folders of the entry's shards, in order (format 1: the entry itself)."""
+    if manifest["format_version"] == 1:
+        return [Path(path)]
+    return [Path(path) / shard["name"] for shard in manifest["shards"]]
 
 
 def read_manifest(path: Path | str) -> dict[str, Any]:
@@ -441,7 +544,7 @@ def read_manifest(path: Path | str) -> dict[str, Any]:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"'{manifest_path}' is corrupt: {exc}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         raise DataError(
             f"'{path}' has cache format {manifest.get('format_version')}, expected "
             f"{FORMAT_VERSION}; rebuild it"

@@ -160,7 +160,7 @@ def load_qm9(limit: int | None = None, *, data_dir: Path | None = None) -> QM9Ta
         structures=structures,
         targets=targets,
         target_names=tuple(QM9_TARGETS),
-        source_hash=_hash_files([folder / name for name in QM9_PARTS]) + f":limit={limit}",
+        source_hash=_hash_files([folder / name for name in QM9_PARTS]),
     )
 
 

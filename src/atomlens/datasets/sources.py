@@ -19,12 +19,13 @@ class Source:
     """Structures with their labels.
 
     Attributes:
-        name: Short name used for cache folders (e.g. ``qm9``, ``mp_crystals_36k``).
+        name: Short name used for cache folders (e.g. ``qm9``, ``mp_crystals_36k``); the
+            same for every ``limit``, as the cache entry holds graphs of any records.
         structures: The structures.
         targets: (M, T) labels; NaN where a label is missing.
         target_names: Names of the T label columns.
         ids: One identifier string per structure.
-        fingerprint: Hash identifying the source content and selection.
+        fingerprint: Hash identifying the source content and labels (not the limit).
         units: Unit of each target, where known.
         invalid: Frames skipped when loading (``skip_invalid``), each as a dict with
             ``file``, ``frame`` (the file's own numbering), ``id`` and ``reason``.
@@ -108,12 +109,12 @@ def _qm9_source(limit: int | None) -> Source:
 
     table = load_qm9(limit)
     return Source(
-        name="qm9" if limit is None else f"qm9_first{limit}",
+        name="qm9",
         structures=table.structures,
         targets=table.targets,
         target_names=table.target_names,
         ids=[f"qm9:{i}" for i in table.ids],
-        fingerprint=f"qm9:{table.source_hash}",
+        fingerprint=f"qm9:{table.source_hash}",  # the files' content, whatever the limit
         units={name: unit for name, (_, _, unit) in QM9_TARGETS.items()},
     )
 
@@ -152,11 +153,13 @@ def _file_source(
         missing = next(s.frame for s in structures if id_key not in s.info)
         raise StructureError(f"id key '{id_key}' missing", str(path), missing)
     ids = [str(s.info[key]) if key else f"{path.name}:{s.frame}" for s in structures]
-    fingerprint = f"file:{file_sha256(path)}:{index}"
+    # The file's content, whatever the limit: record k is frame k's (or, with frames
+    # skipped when reading, the k-th valid frame's) in every prefix of the file.
+    fingerprint = f"file:{file_sha256(path)}"
     if invalid:  # the content differs from the whole file's: so must the cache key
         fingerprint += ":skipped=" + ",".join(str(e.frame) for e in invalid)
     return Source(
-        name=path.stem if limit is None else f"{path.stem}_first{limit}",
+        name=path.stem,
         structures=structures,
         targets=targets,
         target_names=tuple(label_names),

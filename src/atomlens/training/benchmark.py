@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from atomlens.config import TrainConfig, apply_overrides, read_yaml_config, validate_config
+from atomlens.config import (
+    SplitConfig,
+    TrainConfig,
+    apply_overrides,
+    read_yaml_config,
+    validate_config,
+)
 from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_source, make_params
 from atomlens.datasets.folds import (
     MATBENCH_SEED,
@@ -177,10 +183,16 @@ def run_benchmark(
         train_rows, test_rows = all_folds[k]
         fit_rows, val_rows = inner_validation(train_rows, val_fraction, seed + k)
         fold_dir.mkdir(parents=True, exist_ok=True)
-        split = Split(fit_rows, val_rows, test_rows, seed=seed, n_total=len(dataset))
-        if not (fold_dir / "split.json").is_file():
-            split.save(fold_dir / "split.json")
-        elif not np.array_equal(Split.load(fold_dir / "split.json").test, test_rows):
+        records = np.asarray(dataset.records)  # the fold's split file lists source records
+        split = Split(
+            *(records[rows] for rows in (fit_rows, val_rows, test_rows)),
+            seed=seed,
+            n_total=len(source),
+        )
+        split_file = fold_dir / "split.json"
+        if not split_file.is_file():
+            split.save(split_file)
+        elif not Split.load(split_file).same_records(split):
             raise DataError(  # an interrupted fold split by another rule or data
                 f"'{fold_dir}' holds a fold with other test records (folds or data changed); "
                 "choose another output folder"
@@ -193,7 +205,14 @@ def run_benchmark(
             val_rows.size,
             test_rows.size,
         )
-        fold_config = config.model_copy(update={"run_dir": str(fold_dir)})
+        fold_config = config.model_copy(
+            update={
+                "run_dir": str(fold_dir),
+                "data": config.data.model_copy(
+                    update={"split": SplitConfig(file=str(split_file), seed=seed)}
+                ),
+            }
+        )
         train(fold_config, progress=progress)
         result = _score_fold(fold_dir, dataset, test_rows, k, config.training.device)
         result["fingerprint"] = fingerprint

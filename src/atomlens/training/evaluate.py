@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from atomlens.batching import batch_from_graphs
-from atomlens.datasets import GraphDataset, Split
 from atomlens.datasets.cache import graphs_of
+from atomlens.datasets.run_data import open_run_data
 from atomlens.datasets.sources import load_source
 from atomlens.errors import DataError, StructureError
 from atomlens.files import write_csv, write_json_atomic
@@ -34,18 +34,13 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     predictor = load_model(run_dir, checkpoint, device)
-    entry = Path(predictor.metadata["cache_entry"])
-    if not (entry / "manifest.json").is_file():
-        raise DataError(
-            f"the run's graph cache '{entry}' is gone; rebuild it with "
-            f"`atomlens train {run_dir / 'config.yaml'}` (it resumes) or "
-            "`atomlens graphs build`"
-        )
-    dataset = GraphDataset(entry)
-    split = Split.load(run_dir / "split.json")
-    indices = getattr(split, split_name)
+    run = open_run_data(run_dir, predictor.metadata)
+    dataset, indices = run.dataset, run.rows.part(split_name)
     if indices.size == 0:
-        raise DataError(f"the {split_name} split of '{run_dir}' is empty")
+        raise DataError(
+            f"the {split_name} split of '{run_dir}' is empty (see its split.json); score a "
+            f"labelled file instead: atomlens evaluate {run_dir} --data FILE"
+        )
     predicted = predict_indices(predictor.model, dataset, indices, predictor.scaling, BATCH_SIZE)
     target = np.asarray(dataset.targets[indices, 0])
     metrics = regression_metrics(target, predicted)

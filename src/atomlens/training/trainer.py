@@ -25,9 +25,10 @@ from torch.nn import functional as F  # noqa: N812
 
 from atomlens.batching import Batch, iterate_batches
 from atomlens.config import TrainConfig, dump_config, validate_config
-from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_source, make_params
+from atomlens.datasets import GraphDataset
 from atomlens.datasets.cache import library_versions
-from atomlens.datasets.splits import random_split, target_statistics
+from atomlens.datasets.run_data import SPLIT_FILE, RunData, prepare_run_data
+from atomlens.datasets.splits import target_statistics
 from atomlens.device import Prefetcher, autocast, model_device, resolve_device, to_device
 from atomlens.errors import DataError
 from atomlens.files import (
@@ -236,39 +237,23 @@ def default_callbacks() -> list[Callback]:
 
 def prepare_data(
     config: TrainConfig, info: DistInfo, run_dir: Path, *, use_saved_split: bool = True
-) -> tuple[GraphDataset, Split]:
-    """Cached graphs of the configured source and the run's split.
+) -> RunData:
+    """The run's split (from the config) and the cached graphs of the records it uses.
 
-    The split is the one saved in ``run_dir`` when there is one (and ``use_saved_split``),
-    else a new one from the config; saving a new split is the caller's job.
+    The main process builds the missing graphs first; the others then find them cached.
+    A ``split.json`` already in ``run_dir`` must equal the resolved split (unless
+    ``use_saved_split`` is False: the run is being replaced); saving the split is the
+    caller's job.
     """
     data = config.data
-    source = load_source(
-        data.source, targets=[data.target], limit=data.limit, skip_invalid=data.skip_invalid
-    )
-    kind, graph_params = graph_spec(config.model, data.graph)
-    params = make_params(kind, **graph_params)
-    cache_args = {"cache_dir": data.cache_dir, "skip_invalid": data.skip_invalid}
+    graph = graph_spec(config.model, data.graph)
+    saved = run_dir / SPLIT_FILE if use_saved_split else None
     if info.is_main:
-        path = build_graph_cache(source, kind, params, **cache_args)
+        run = prepare_run_data(data, graph, saved_split=saved)
     barrier(info)
     if not info.is_main:
-        path = build_graph_cache(source, kind, params, progress=False, **cache_args)
-    dataset = GraphDataset(path)
-    split_file = run_dir / "split.json"
-    if use_saved_split and split_file.is_file():
-        split = Split.load(split_file)
-        if split.n_total != len(dataset):
-            raise DataError(
-                f"'{split_file}' was made for {split.n_total} records, "
-                f"the data set has {len(dataset)}"
-            )
-    else:
-        s = data.split
-        split = random_split(len(dataset), train=s.train, val=s.val, test=s.test, seed=s.seed)
-    if split.val.size == 0:
-        raise DataError("the validation split is empty; set data.split.val > 0")
-    return dataset, split
+        run = prepare_run_data(data, graph, saved_split=saved, progress=False)
+    return run
 
 
 def learning_rate(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0) -> float:
@@ -472,6 +457,8 @@ class Trainer:
         state: Progress (saved in checkpoints).
         callbacks: Called after every epoch, in order.
         run_dir: The run directory.
+        data: The run's split (record indices, as in split.json) and graphs (set by
+            :meth:`setup`); ``dataset`` and ``split`` are its data set and the split's rows.
         unit: The target's unit ("" if none; set by :meth:`setup`).
         clock: Seconds of a monotonic clock; the time budget and timings follow it.
     """
@@ -518,9 +505,10 @@ class Trainer:
         resume = action == "resume"
 
         # Config and data are validated before anything of an old run is replaced.
-        self.dataset, self.split = prepare_data(
+        self.data = prepare_data(
             self.config, info, self.run_dir, use_saved_split=action != "replace"
         )
+        self.dataset, self.split = self.data.dataset, self.data.rows  # rows of the dataset
         data = self.config.data
         self.unit = data.resolve_unit(self.dataset.manifest["units"].get(data.target, ""))
         if info.is_main:
@@ -534,8 +522,8 @@ class Trainer:
             for stale in remove_stale_temporary_files(self.run_dir / "checkpoints"):
                 log.info("removed %s, left by a killed checkpoint write", stale)
             write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
-            if not (self.run_dir / "split.json").is_file():
-                self.split.save(self.run_dir / "split.json")
+            if not (self.run_dir / SPLIT_FILE).is_file():  # else it equals self.data.split
+                self.data.split.save(self.run_dir / SPLIT_FILE)
         barrier(info)
         targets = self.dataset.targets
         mean, std = target_statistics(targets, self.split.train)
@@ -836,6 +824,7 @@ def _write_metadata(trainer: Trainer) -> None:
         "scaling": {"mean": trainer.scaling.mean, "std": trainer.scaling.std},
         "graph": dataset.manifest["graph"],
         "cache_entry": str(dataset.path.absolute()),
+        "cache_entries": {k: str(v.absolute()) for k, v in trainer.data.entries.items()},
         "split": {
             "seed": split.seed,
             "train": int(split.train.size),
