@@ -138,7 +138,8 @@ class DataConfig(BaseModel):
         """
         if self.unit and known and self.unit != known:
             raise DataError(
-                f"data.unit is '{self.unit}' but the label '{self.target}' of '{self.source}' "
+                f"data.unit is '{self.unit}' but the label '{self.target}' of "
+                f"'{self.source or self.split.train_source}' "
                 f"is in {known}; remove data.unit or set it to '{known}'"
             )
         return self.unit or known
