@@ -26,6 +26,13 @@ SIZE = (320, 260)  # pixels of the drawing
 HIGHLIGHT_MIN = 0.15  # atoms whose score lies this far (fraction of the half-range) from neutral
 NO_BONDS = "bonds could not be perceived from the coordinates (RDKit, charge 0): 3-D view only"
 
+# Style declarations RDKit repeats on every element that only restate the initial value
+# (nothing in the drawing sets another one to inherit): left out, a third of the file.
+INITIAL_STYLES = re.compile(
+    r"(?<=[';])(?:font-style:normal|font-weight:normal|fill-opacity:1|stroke:none|"
+    r"stroke-linecap:butt|stroke-linejoin:miter|stroke-opacity:1|text-anchor:start)(?:;|(?='))"
+)
+
 _hinted = False
 
 
@@ -126,5 +133,6 @@ def depict(item: Explanation, scale: ColourScale, size: tuple[int, int] = SIZE) 
     title = title.encode("ascii", "xmlcharrefreplace").decode("ascii")
     svg = drawer.GetDrawingText()
     svg = re.sub(r"\s*xmlns:(?:rdkit|xlink)='[^']*'", "", svg)  # declared, never used
+    svg = INITIAL_STYLES.sub("", svg).replace(";'", "'")
     svg = svg.replace("<!-- END OF HEADER -->", f"<title>{title}</title>", 1)
     return Depiction(svg, None, highlighted)
