@@ -86,7 +86,7 @@ class EpochResult:
         epoch: Number of the epoch (1-based; equals ``state.epoch`` after it).
         train_loss: Mean training loss (scaled units) over this rank's structures.
         val: Validation metrics (``mae``, ``rmse``, ...), physical units.
-        lr: Learning rate of the epoch.
+        lr: Learning rate of the epoch (of its first batch under ``cosine_budget``).
         seconds: Wall time of the training part of the epoch.
         structures_per_s: Training throughput over all ranks.
         improved: True when the validation MAE is the best so far.
