@@ -96,12 +96,15 @@ def test_a_subset_builds_only_its_records_and_a_larger_one_only_the_rest(
     assert built == [] and again.split.same_records(large.split)
 
 
-def test_graphs_read_across_shards_equal_one_full_build(tmp_path, molecule_file):
+def test_graphs_read_across_shards_equal_one_full_build(tmp_path, molecule_file, capsys):
     source = load_source(str(molecule_file), targets=["homo"])
     shared = tmp_path / "shared"
     build_graph_cache(source, records=[7, 2, 9], cache_dir=shared, workers=1, progress=False)
     entry = build_graph_cache(source, cache_dir=shared, workers=1, progress=False)
     assert len(read_manifest(entry)["shards"]) == 2
+    assert main(["graphs", "info", str(entry)]) == 0
+    out = capsys.readouterr().out
+    assert "(12 records, 0 skipped)" in out and "(2 shards)" in out and "graphs      12," in out
     full = GraphDataset(build_graph_cache(source, cache_dir=tmp_path / "full", progress=False))
     records = np.array([9, 0, 2, 11, 7, 3])  # scattered over both shards, in any order
     view = GraphDataset(entry, records=records)

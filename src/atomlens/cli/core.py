@@ -572,7 +572,8 @@ def _print_summary(dataset: Any) -> None:
     print(f"degree      mean {s['mean_degree']:.2f} neighbours per atom")
     print("elements    " + " ".join(f"{chemical_symbols[z]}:{c}" for z, c in s["elements"].items()))
     print(f"targets     {', '.join(f'{t} [{u}]' if u else t for t, u in m['units'].items())}")
-    print(f"built in    {m['build_seconds']:.1f} s")
+    shards = len(m.get("shards", [m]))  # format 1: one
+    print(f"built in    {m['build_seconds']:.1f} s ({shards} shard{'s' * (shards != 1)})")
     for item in m["skipped"][:5]:
         where = (
             describe_location(item["file"], item.get("frame"))
