@@ -108,21 +108,32 @@ def build(
     report = BuildReport()
     potential_name = plan.potential.name
     with ExitStack() as claims:
-        todo = _claim(plan.jobs(), store, work_dir, retry_failed, claims, report)
-        if todo:
+        rows = store.job_rows()
+        candidates = []
+        for job in plan.jobs():
+            if _finished(rows.get(job.job_id), retry_failed):
+                report.skipped.append(job.job_id)
+            else:
+                candidates.append(job)
+
+        def claim(job: Job) -> bool:
+            return _claim(job, store, work_dir, retry_failed, claims, report)
+
+        if candidates:
             log.info(
                 "%d job(s) to run (%d done or failed before): %s, %d thread(s) per job",
-                len(todo),
+                len(candidates),
                 len(report.skipped),
                 f"dask at {scheduler}"
                 if executor == "dask"
-                else f"{min(jobs, len(todo))} local worker(s)",
+                else f"{min(jobs, len(candidates))} local worker(s)",
                 threads,
             )
+        args = (work_dir, threads, calculator, potential_name)
         results = (
-            _run_dask(todo, work_dir, threads, calculator, potential_name, scheduler or "")
+            _run_dask([j for j in candidates if claim(j)], *args, scheduler or "")
             if executor == "dask"
-            else _run_local(todo, work_dir, threads, calculator, potential_name, jobs)
+            else _run_local(candidates, claim, *args, jobs)
         )
         for job, result in results:
             store.write_job(job, result, plan_hash)
@@ -133,45 +144,41 @@ def build(
                 log.warning("job %s failed: %s", job.job_id, result["error"])
             if on_result is not None:
                 on_result(job, result)
+    if report.elsewhere:
+        log.info("%d job(s) were run by another build", len(report.elsewhere))
     report.arrhenius = update_arrhenius(store, {j.composition for j in plan.jobs()})
     return report
 
 
 def _claim(
-    jobs: list[Job],
+    job: Job,
     store: Store,
     work_dir: Path,
     retry_failed: bool,
     claims: ExitStack,
     report: BuildReport,
-) -> list[Job]:
-    """The jobs this build runs, each claimed by a file lock held in ``claims``."""
+) -> bool:
+    """Claim ``job`` with a file lock held until ``claims`` closes; False if not ours to run.
+
+    Jobs are claimed one at a time as workers free up, so concurrent builds share the work.
+    """
     from filelock import FileLock, Timeout
 
-    rows = store.job_rows()
-    todo = []
-    for job in jobs:
-        if _finished(rows.get(job.job_id), retry_failed):
-            report.skipped.append(job.job_id)
-            continue
-        lock_file = work_dir / "locks" / f"{job.job_id}.lock"
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(lock_file)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            report.elsewhere.append(job.job_id)
-            continue
-        claims.callback(lock.release)
-        # Another build may have finished it between our look and our claim.
-        row = next(iter(store.db.select(kind="job", job_id=job.job_id)), None)
-        if _finished(row, retry_failed):
-            report.skipped.append(job.job_id)
-            continue
-        todo.append(job)
-    if report.elsewhere:
-        log.info("%d job(s) are being run by another build", len(report.elsewhere))
-    return todo
+    lock_file = work_dir / "locks" / f"{job.job_id}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_file)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        report.elsewhere.append(job.job_id)
+        return False
+    claims.callback(lock.release)
+    # Another build may have finished it since we looked.
+    row = next(iter(store.db.select(kind="job", job_id=job.job_id)), None)
+    if _finished(row, retry_failed):
+        report.elsewhere.append(job.job_id)
+        return False
+    return True
 
 
 def _finished(row: Any, retry_failed: bool) -> bool:
@@ -185,35 +192,52 @@ def _init_worker(threads: int) -> None:
 
 
 def _run_local(
-    todo: list[Job],
+    candidates: list[Job],
+    claim: Callable[[Job], bool],
     work_dir: Path,
     threads: int,
     calculator: Callable[[], Any] | None,
     potential_name: str,
     jobs: int,
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
-    """Results in completion order: in this process for one job at a time, else a pool."""
-    if not todo:
+    """Results in completion order: in this process for one job at a time, else a pool.
+
+    A job is claimed only when a worker is free for it.
+    """
+    if not candidates:
         return
-    if jobs == 1 or len(todo) == 1:
-        for job in todo:
-            yield job, run_job(job, str(work_dir), threads, calculator, potential_name)
+    if jobs == 1 or len(candidates) == 1:
+        for job in candidates:
+            if claim(job):
+                yield job, run_job(job, str(work_dir), threads, calculator, potential_name)
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    queue = iter(candidates)
     with ProcessPoolExecutor(
-        min(jobs, len(todo)), mp_context=context, initializer=_init_worker, initargs=(threads,)
+        min(jobs, len(candidates)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(threads,),
     ) as pool:
-        futures = {
-            pool.submit(run_job, job, str(work_dir), threads, calculator, potential_name): job
-            for job in todo
-        }
+        futures: dict[Any, Job] = {}
+
+        def submit_next() -> None:
+            for job in queue:
+                if claim(job):
+                    args = (job, str(work_dir), threads, calculator, potential_name)
+                    futures[pool.submit(run_job, *args)] = job
+                    return
+
         try:
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for _ in range(min(jobs, len(candidates))):
+                submit_next()
+            while futures:
+                finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
                 for future in finished:
-                    yield futures[future], future.result()
+                    job = futures.pop(future)
+                    submit_next()
+                    yield job, future.result()
         finally:
             for future in futures:
                 future.cancel()
@@ -253,7 +277,7 @@ def _run_dask(
             for job in todo
         }
         try:
-            for future in as_completed(list(futures)):
+            for future in as_completed(list(futures), loop=client.loop):
                 yield futures[future], future.result()
         finally:
             client.cancel(list(futures))

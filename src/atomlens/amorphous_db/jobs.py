@@ -10,10 +10,12 @@ The worker returns plain values; only the process that owns the database writes 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from atomlens.files import atomic_path, write_json_atomic
 from atomlens.locks import exclusive
 from atomlens.units import AMU_G
 
-_CALCULATORS: dict[str, Any] = {}  # one calculator per worker process and potential
+_CALCULATORS: dict[str, Any] = {}  # one calculator per worker thread and potential
 
 
 def sha256_file(path: Path) -> str:
@@ -47,11 +49,22 @@ def potential_identity(name: str, factory: Callable[[], Any] | None = None) -> t
     if factory is not None:
         name = f"{factory.__module__}:{getattr(factory, '__qualname__', repr(factory))}"
     package = {"chgnet": "chgnet", "emt": "ase"}.get(name, name.partition(":")[0].split(".")[0])
-    dists = importlib.metadata.packages_distributions().get(package, [package])
+    try:
+        return name, importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    dists = _distributions().get(package, [package])  # an import name unlike its package's
     try:
         return name, importlib.metadata.version(dists[0])
     except importlib.metadata.PackageNotFoundError:
         return name, "unknown"
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    import importlib.metadata
+
+    return dict(importlib.metadata.packages_distributions())
 
 
 def make_potential(potential: dict[str, Any], factory: Callable[[], Any] | None = None) -> Any:
@@ -64,13 +77,19 @@ def make_potential(potential: dict[str, Any], factory: Callable[[], Any] | None 
     import importlib
     import json
 
-    key = json.dumps(potential, sort_keys=True, default=str) + repr(factory)
+    # Per thread: a Dask worker may run jobs in threads, and calculators are not thread-safe.
+    key = f"{threading.get_ident()} {json.dumps(potential, sort_keys=True, default=str)}"
+    key += repr(factory)
     if key in _CALCULATORS:
         return _CALCULATORS[key]
     name, options = potential["name"], potential.get("options") or {}
     if factory is not None:
         calculator = factory()
-    elif name in ("chgnet", "emt"):
+    elif name == "emt":  # directly: make_calculator resolves a device (imports torch)
+        from ase.calculators.emt import EMT
+
+        calculator = EMT()
+    elif name == "chgnet":
         from atomlens.diffusion.amorphous import make_calculator
 
         calculator = make_calculator(name, potential.get("device", "cpu"))

@@ -127,7 +127,9 @@ class CompositionLine(_Section):
         for value in self.fractions:
             x = Fraction(value).limit_denominator(self.max_denominator)
             mixed = first * x.numerator + second * (x.denominator - x.numerator)
-            out.append(mixed.formula.replace(" ", ""))
+            # pymatgen's order (by electronegativity), without amounts of 1: Li2SiO3
+            tokens = mixed.formula.split()
+            out.append("".join(t[:-1] if t[-1] == "1" and t[-2].isalpha() else t for t in tokens))
         return out
 
 
