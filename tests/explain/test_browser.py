@@ -307,3 +307,22 @@ def test_depiction_beside_the_view_and_its_fallback(
     page.evaluate("window.atomlensViewer.select(2)")
     assert not page.is_visible("#depiction")  # crystals have no 2-D depiction
     assert errors == []
+
+
+def test_dollar_less_than_and_equals_names_stay_literal(browser, molecules, tmp_path):
+    tricky = '=$x^2$ <b>&"name"'
+    items = [dataclasses.replace(molecules[1], name=tricky)]
+    page, errors = open_page(
+        browser, write_page(items, tmp_path / "n.html", title=tricky, model="m")
+    )
+    assert page.text_content("#title") == tricky and page.title() == tricky
+    assert page.text_content("#index li .name") == tricky
+    assert page.locator("b").count() == 0
+    if page.is_visible("#depiction-image"):  # with RDKit
+        assert page.get_attribute("#depiction-image", "alt").startswith(
+            f"2-D depiction of {tricky}"
+        )
+    with page.expect_download() as download:
+        page.click("#save-png")
+    assert download.value.suggested_filename == "x_2_b_name.png"
+    assert errors == []

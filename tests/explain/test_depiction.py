@@ -130,3 +130,26 @@ def test_report_carries_the_method_scores_and_writes_depictions(molecule_predict
     # a later report without molecules' depictions removes the stale ones
     write_report(molecule_predictor, structures[:1], out, progress=False)
     assert [p.name for p in (out / "depictions").glob("*.svg")] == ["0000_qm9_id_21.svg"]
+
+
+def test_figures_show_and_name_the_method(molecule_predictor, tmp_path, monkeypatch):
+    from atomlens.explain import figures
+
+    saved = []
+    original = figures.save_figure
+    monkeypatch.setattr(
+        figures, "save_figure", lambda f, p, *a, **k: (saved.append(f), original(f, p, *a, **k))[1]
+    )
+    water = explain(molecule_predictor, list(read_structures("tests/data/qm9_sample.extxyz"))[1:2])
+    item = dataclasses.replace(
+        water[0], method="occlusion", scores=np.array([-0.3, 0.0, 0.6]), unit="eV"
+    )
+    figures.plot_structure(item, tmp_path / "s.png", reference=-8.0)
+    axis = saved[-1].axes[0]
+    assert axis.get_ylabel() == "occlusion (eV)" and axis.get_title().endswith("[occlusion]")
+    assert f"(reference -8, error {item.value + 8:+.3g})" in axis.get_title()
+    np.testing.assert_allclose([p.get_height() for p in axis.patches], item.scores)
+    figures.plot_by_environment([item], tmp_path / "e.png")
+    axis = saved[-1].axes[0]
+    assert axis.get_title().startswith("occlusion per environment (element-neighbours")
+    assert axis.get_lines()[-1].get_ydata()[0] == 0  # the neutral level of a signed score
