@@ -31,7 +31,8 @@ def register(commands: Any) -> None:
         "atom by atom. Structures come from files "
         "(any format ASE reads) or from one of the run's saved splits (--split). Writes "
         "explanations.extxyz (per-atom atomlens_attention), atoms.csv, structures.csv, "
-        "index.html (open it in a browser; works offline) and figures/*.png; with "
+        "index.html (open it in a browser; works offline), figures/*.png and, for molecules "
+        "with RDKit (extra depict), 2-D depictions/*.svg; with "
         "--faithfulness also deletion/insertion curves (faithfulness.json/.csv).",
     )
     explain.add_argument(
