@@ -3,7 +3,6 @@ import json
 
 import ase.build
 import ase.io
-import pytest
 
 from atomlens.cli import main
 from atomlens.cli.explain import ATTRIBUTION_METHODS
@@ -93,8 +92,20 @@ def test_explain_errors_name_the_problem(molecule_run, tmp_path, capsys):
     assert "empty.xyz" in capsys.readouterr().err
 
 
-def test_validate_attention_command(molecule_run, tmp_path, capsys):
-    pytest.importorskip("pyscf")
+def _fake_frontier_weights(calls):
+    """Stand-in for the PySCF step: HOMO on the heaviest atoms, LUMO on the lightest."""
+
+    def fake(structure, **settings):
+        calls.append(settings)
+        z = structure.numbers.astype(float)
+        return {"homo": z / z.sum(), "lumo": (1 / z) / (1 / z).sum(), "homo_degeneracy": 1}
+
+    return fake
+
+
+def test_validate_attention_command(molecule_run, tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr("atomlens.explain.orbitals.frontier_weights", _fake_frontier_weights(calls))
     out = tmp_path / "bench"
     args = [
         "validate-attention",
@@ -119,7 +130,7 @@ def test_validate_attention_command(molecule_run, tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "2 test molecules, hf/sto-3g HOMO lowdin atom weights" in printed
-    assert "method - best baseline" in printed and "fewest_h" in printed
+    assert "best baseline: " in printed and "vs best " in printed and "fewest_h" in printed
     report = json.loads((out / "benchmark_tiny_homo.json").read_text())
     assert report["n_molecules"] == 2 and report["reference"] == "homo"
     assert report["methods"] == list(ATTRIBUTION_METHODS)  # all a SCANN model supports
@@ -128,11 +139,13 @@ def test_validate_attention_command(molecule_run, tmp_path, capsys):
     assert len(rows) == (len(ATTRIBUTION_METHODS) + len(BASELINES)) * 5
     assert "| `occlusion` |" in (out / "benchmark_tiny_homo.md").read_text()
     orbital_files = list((out / "orbitals").rglob("*.json"))
-    assert len(orbital_files) == 2  # one SCF per molecule, kept in --out
+    assert len(orbital_files) == 2 and len(calls) == 2  # one SCF per molecule, in --out
+    assert calls[0] == {"method": "hf", "basis": "sto-3g", "population": "lowdin"}
     # The alias; the other orbital and two methods, from the cached SCF results and scores.
     lumo = [*args, "--reference", "lumo", "--methods", "occlusion,shapley"]
     assert main(["benchmark-explanations", *lumo[1:]]) == 0
     assert sorted((out / "orbitals").rglob("*.json")) == sorted(orbital_files)
+    assert len(calls) == 2
     assert json.loads((out / "benchmark_tiny_lumo.json").read_text())["methods"] == [
         "occlusion",
         "shapley",

@@ -417,26 +417,23 @@ class BenchmarkReport:
         return "\n".join(lines) + "\n"
 
     def text_table(self) -> str:
-        """The same two tables as plain text for a terminal."""
-        width = 22
-        head = f"{'':<22}" + "".join(f"{METRIC_TITLES[m]:>{width}}" for m in METRICS)
-        lines = [head]
-        for candidate in self.candidates:
-            cells = "".join(f"{_format(self.interval(m, candidate)):>{width}}" for m in METRICS)
-            lines.append(f"{candidate:<22}{cells}")
-        lines += ["", "method - best baseline (* better, ! worse: the CI excludes 0)"]
-        lines.append(
-            f"{'  best baseline':<22}"
-            + "".join(f"{self.best_baseline(m) or '-':>{width}}" for m in METRICS)
-        )
-        for method in self.methods:
-            cells = []
-            for metric in METRICS:
-                _, diff = self.comparison(metric, method)
-                mark = {"better": "*", "worse": "!"}.get(self.verdict(metric, diff), " ")
-                cells.append(f"{_format(diff, signed=True) + mark:>{width}}")
-            lines.append(f"{method:<22}" + "".join(cells))
-        return "\n".join(lines)
+        """Plain text for a terminal: per metric, every mean and each method's difference."""
+        lines = []
+        for metric in METRICS:
+            best = self.best_baseline(metric)
+            direction = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+            lines.append(
+                f"{METRIC_TITLES[metric]} ({direction} is better; best baseline: {best or '-'})"
+            )
+            for candidate in self.candidates:
+                text = f"  {candidate:<21}{_format(self.interval(metric, candidate)):<30}"
+                if candidate in self.methods:
+                    _, diff = self.comparison(metric, candidate)
+                    verdict = self.verdict(metric, diff)
+                    text += f"vs best {_format(diff, signed=True):<31} {verdict}"
+                lines.append(text.rstrip())
+            lines.append("")
+        return "\n".join(lines).rstrip()
 
 
 def _cell(value: Any) -> Any:
@@ -447,13 +444,13 @@ def _cell(value: Any) -> Any:
 
 
 def _format(value: Interval, signed: bool = False) -> str:
-    """``0.412 [0.351, 0.470]``; ``–`` when undefined."""
+    """``0.412 [0.351, 0.470]`` (three significant digits); ``–`` when undefined."""
     if not np.isfinite(value.mean):
         return "–"
-    spec = "+.3f" if signed else ".3f"
+    spec = "+#.3g" if signed else "#.3g"
     if not np.isfinite(value.low):
         return f"{value.mean:{spec}}"
-    return f"{value.mean:{spec}} [{value.low:.3f}, {value.high:.3f}]"
+    return f"{value.mean:{spec}} [{value.low:#.3g}, {value.high:#.3g}]"
 
 
 def benchmark_explanations(
