@@ -142,8 +142,10 @@ def test_shapley_groups_do_not_change_the_estimate(molecule_predictor, molecules
     together = attribute(molecule_predictor, molecules[:5], "shapley", samples=6, seed=1)
     monkeypatch.setattr(attribution, "SHAPLEY_GROUP", 1)  # one structure per group
     apart = attribute(molecule_predictor, molecules[:5], "shapley", samples=6, seed=1)
+    # Predictions of ~5 eV in float32 round at ~5e-7 eV, and batches of other sizes sum in
+    # another order: equal to float32 rounding, far below the scores (~0.05 eV).
     for a, b in zip(together, apart, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=0, atol=5e-6)
 
 
 def test_occlusion_is_the_change_when_the_atom_is_removed(molecule_predictor, molecules):
