@@ -330,6 +330,10 @@ def test_benchmark_skips_failed_molecules_and_refuses_bad_input(toy, with_oxygen
     assert len(report.names) == 3 and len(report.skipped) == 1
     ((name, reason),) = report.skipped.items()
     assert name not in report.names and "did not converge" in reason
+    with pytest.raises(DataError, match="orbital weights for"):
+        benchmark_explanations(
+            toy, with_oxygen, lambda s: np.ones(2), reference="homo", methods=[], progress=False
+        )
     with pytest.raises(DataError, match="random-draws"):
         benchmark_explanations(toy, with_oxygen, failing, reference="homo", random_draws=0)
 

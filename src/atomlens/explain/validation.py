@@ -496,7 +496,7 @@ def benchmark_explanations(
     """
     if random_draws < 1 or n_fractions < 2:
         raise DataError("need --random-draws >= 1 and at least two faithfulness fractions")
-    methods = list(methods) if methods is not None else supported_methods(predictor)
+    methods = list(dict.fromkeys(methods)) if methods is not None else supported_methods(predictor)
     for name in methods:
         method_of(name).check(predictor)
     records = [as_structure(s, source=f"input {k}") for k, s in enumerate(structures)]
@@ -515,10 +515,15 @@ def benchmark_explanations(
             skipped[name] = "one atom: nothing to rank or mask"
             continue
         try:
-            weights.append(np.asarray(orbital_weights(record), dtype=np.float64))
+            reference_weights = np.asarray(orbital_weights(record), dtype=np.float64)
         except StructureError as exc:
             skipped[name] = str(exc)
             continue
+        if reference_weights.shape != (len(record),):
+            raise DataError(
+                f"{name}: {reference_weights.shape} orbital weights for {len(record)} atoms"
+            )
+        weights.append(reference_weights)
         kept.append(record)
     if not kept:
         raise DataError("no molecule left to benchmark: " + "; ".join(skipped.values())[:300])
