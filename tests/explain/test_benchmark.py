@@ -23,6 +23,7 @@ from atomlens.explain.baselines import (
     heavy_atom,
 )
 from atomlens.explain.bootstrap import Interval, bootstrap_mean, paired_difference
+from atomlens.explain.faithfulness import order_curves
 from atomlens.explain.orbitals import DEGENERACY_EV
 from atomlens.explain.validation import (
     METRICS,
@@ -336,6 +337,18 @@ def test_benchmark_skips_failed_molecules_and_refuses_bad_input(toy, with_oxygen
         )
     with pytest.raises(DataError, match="random-draws"):
         benchmark_explanations(toy, with_oxygen, failing, reference="homo", random_draws=0)
+
+
+def test_order_curves_refuse_bad_orders_and_fractions(toy):
+    graphs = attribution.as_graphs(toy, list(read_structures("tests/data/qm9_sample.extxyz"))[:2])
+    orders = [[np.arange(g.num_atoms)] for g in graphs]
+    with pytest.raises(ValueError, match="start at 0"):
+        order_curves(toy, graphs, orders, np.array([0.5, 1.0]), progress=False)
+    with pytest.raises(ValueError, match="one list of orders per structure"):
+        order_curves(toy, graphs, orders[:1], np.linspace(0, 1, 3), progress=False)
+    deletion, insertion = order_curves(toy, graphs, orders, np.linspace(0, 1, 3), progress=False)
+    assert deletion.shape == insertion.shape == (2, 1, 3)
+    np.testing.assert_array_equal(deletion[:, :, 0], 0.0)  # nothing deleted: no change
 
 
 def test_supported_methods_follow_the_model_capabilities(molecule_predictor):
