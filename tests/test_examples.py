@@ -2,6 +2,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
@@ -45,3 +47,14 @@ def test_sen_example_runs(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "NaCl: space group 225 (cubic), site orders [48, 48]" in out
     assert "| mean |" in out and "D matrix shape: (16, 6)" in out
+
+
+@pytest.mark.slow  # ten tiny MD jobs, featurize, RF, XGBoost, SISSO: about a minute idle
+def test_amorphous_database_example_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["amorphous_database.py", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "amorphous_database.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "10 job(s) done, 0 failed" in out and "Ea (eV)" in out
+    assert "10 structures x 39 columns" in out
+    assert "xgboost on 10 rows" in out and "D=2:" in out
+    assert (tmp_path / "arrhenius_all.png").is_file() and (tmp_path / "sisso.json").is_file()

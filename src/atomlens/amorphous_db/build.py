@@ -188,7 +188,7 @@ def _finished(row: Any, retry_failed: bool) -> bool:
 
 
 def _init_worker(threads: int) -> None:
-    set_threads(threads)
+    set_threads(threads, environment=True)
 
 
 def _run_local(

@@ -106,10 +106,15 @@ def make_potential(potential: dict[str, Any], factory: Callable[[], Any] | None 
     return calculator
 
 
-def set_threads(threads: int) -> None:
-    """Limit this process to ``threads`` compute threads (torch and BLAS)."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(threads)
+def set_threads(threads: int, environment: bool = False) -> None:
+    """Use ``threads`` torch threads; with ``environment``, OpenMP/BLAS ones too.
+
+    ``environment`` (for a fresh worker process, before it loads a library) sets
+    ``OMP_NUM_THREADS`` and its kin; the build's own process keeps its environment.
+    """
+    if environment:
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[variable] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 
@@ -128,14 +133,14 @@ def run_job(
         final structure (or None), "error": reason}``.
     """
     start = time.perf_counter()
-    set_threads(threads)
+    set_threads(threads)  # torch threads (CHGNet loads torch in the job, if not before)
     work = Path(work_dir)
     job_dir = work / "jobs" / job.job_id
     try:
         # A run lock held by the worker itself: a worker orphaned by a killed build finishes
         # its segment before a new build's worker continues the same job from the files.
         with exclusive(work / "locks" / f"{job.job_id}.run.lock", f"job {job.job_id}", wait=True):
-            values, atoms = _run(job, work, job_dir, factory)
+            values, atoms = _run(job, work, job_dir, factory, threads)
         status, error = "done", ""
     except Exception as exc:  # a failed job is recorded, the others go on
         reason = str(exc).splitlines()[0] if str(exc) else ""
@@ -161,7 +166,7 @@ def run_job(
 
 
 def _run(
-    job: Job, work: Path, job_dir: Path, factory: Callable[[], Any] | None
+    job: Job, work: Path, job_dir: Path, factory: Callable[[], Any] | None, threads: int
 ) -> tuple[dict[str, Any], Any]:
     import ase.io
 
@@ -171,6 +176,7 @@ def _run(
     s = job.settings
     md = s["md"]
     calculator = make_potential(s["potential"], factory)
+    set_threads(threads)  # again: loading CHGNet may have imported torch just now
 
     def new_run(folder: Path) -> AmorphousRun:
         return AmorphousRun(
