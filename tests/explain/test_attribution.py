@@ -6,9 +6,7 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from atomlens.batching import Batch
 from atomlens.cli import main
 from atomlens.config import validate_config
 from atomlens.datasets.cache import graphs_of, make_params
@@ -27,28 +25,7 @@ from atomlens.explain.faithfulness import faithfulness
 from atomlens.models import SenConfig, build_model, graph_spec
 from atomlens.structures import read_structures
 from atomlens.training.scaling import Scaling
-
-OXYGEN = 8
-
-
-class OxygenOnly(nn.Module):
-    """Toy model: prediction = w . (sum of the embeddings of the O atoms); uniform attention."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embedding = nn.Embedding(100, 4)
-        self.weight = nn.Parameter(torch.tensor([0.5, -1.0, 2.0, 0.25]))
-
-    def forward(
-        self, batch: Batch, return_local_attention: bool = False, readout_mask=None
-    ) -> dict:
-        e = self.embedding(batch.numbers)
-        picked = (batch.numbers == OXYGEN).unsqueeze(-1) * e
-        graph = batch.graph_index
-        per_graph = torch.zeros(batch.num_graphs, e.shape[1]).index_add(0, graph, picked)
-        counts = torch.bincount(graph, minlength=batch.num_graphs).to(e.dtype)
-        return {"prediction": per_graph @ self.weight, "atom_attention": 1.0 / counts[graph]}
+from tests.explain.toy_models import OXYGEN, oxygen_predictor
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +35,7 @@ def molecules():
 
 @pytest.fixture(scope="module")
 def toy(molecule_predictor):
-    predictor = copy.copy(molecule_predictor)
-    predictor.model = OxygenOnly().eval()
-    predictor.scaling = Scaling(0.0, 1.0)  # empty coalition = 0 = prediction without O
-    return predictor
+    return oxygen_predictor(molecule_predictor, 1.0)  # empty coalition = 0 = no O
 
 
 def _expected(toy, graph) -> np.ndarray:

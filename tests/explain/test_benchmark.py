@@ -8,9 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from atomlens.batching import Batch
 from atomlens.errors import DataError
 from atomlens.explain import attribution
 from atomlens.explain.baselines import (
@@ -39,7 +37,7 @@ from atomlens.files import write_csv, write_json_atomic
 from atomlens.models import SenConfig
 from atomlens.structures import read_structures
 from atomlens.structures.record import make_structure
-from atomlens.training.scaling import Scaling
+from tests.explain.toy_models import OXYGEN, oxygen_predictor
 
 # Ethanol: C0 (CH3), C1 (CH2), O2, H3 on O, H4 H5 on C1, H6 H7 H8 on C0.
 ETHANOL_Z = [6, 6, 8, 1, 1, 1, 1, 1, 1]
@@ -205,33 +203,10 @@ def test_report_json_is_strict_and_csv_has_empty_cells(tmp_path):
 
 # --- end to end on a toy model --------------------------------------------------------------
 
-OXYGEN = 8
-
-
-class OxygenOnly(nn.Module):
-    """Toy model: prediction = w . (sum of the O atoms' embeddings); uniform attention."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embedding = nn.Embedding(100, 4)
-        self.weight = nn.Parameter(torch.tensor([0.5, -1.0, 2.0, 0.25]))
-
-    def forward(self, batch: Batch, return_local_attention: bool = False, readout_mask=None):
-        e = self.embedding(batch.numbers)
-        picked = (batch.numbers == OXYGEN).unsqueeze(-1) * e
-        graph = batch.graph_index
-        per_graph = torch.zeros(batch.num_graphs, e.shape[1]).index_add(0, graph, picked)
-        counts = torch.bincount(graph, minlength=batch.num_graphs).to(e.dtype)
-        return {"prediction": per_graph @ self.weight, "atom_attention": 1.0 / counts[graph]}
-
 
 @pytest.fixture(scope="module")
 def toy(molecule_predictor):
-    predictor = copy.copy(molecule_predictor)
-    predictor.model = OxygenOnly().eval()
-    predictor.scaling = Scaling(0.0, 2.0)
-    return predictor
+    return oxygen_predictor(molecule_predictor, 2.0)
 
 
 @pytest.fixture(scope="module")
