@@ -192,9 +192,7 @@ def _index(ids: list[str]) -> dict[str, int | None]:
     return mapping
 
 
-def _record(
-    where: str, part: str, entry: Any, source: Source, spec: str, lookup: _IdLookup
-) -> int:
+def _record(where: str, part: str, entry: Any, source: Source, spec: str, lookup: _IdLookup) -> int:
     """The record index an entry of a split file names."""
     n = len(source)
     if isinstance(entry, bool) or not isinstance(entry, int | str):
