@@ -68,12 +68,7 @@ def register(commands: Any) -> None:
         "local layers), gradient_input, integrated_gradients, occlusion (atom removed), "
         "shapley (sampled)",
     )
-    explain.add_argument(
-        "--samples", type=int, default=64, help="shapley: random permutations (default 64)"
-    )
-    explain.add_argument(
-        "--steps", type=int, default=32, help="integrated_gradients: steps (default 32)"
-    )
+    _add_method_options(explain)
     explain.add_argument(
         "--figures", type=int, default=50, help="per-structure PNGs for at most this many"
     )
@@ -132,12 +127,7 @@ def register(commands: Any) -> None:
     )
     validate.add_argument("--basis", default="6-31g", help="Gaussian basis set (default 6-31g)")
     validate.add_argument("--population", choices=["lowdin", "mulliken"], default="lowdin")
-    validate.add_argument(
-        "--samples", type=int, default=64, help="shapley: random permutations (default 64)"
-    )
-    validate.add_argument(
-        "--steps", type=int, default=32, help="integrated_gradients: steps (default 32)"
-    )
+    _add_method_options(validate)
     validate.add_argument(
         "--random-draws", type=int, default=5, help="draws of the random baseline (default 5)"
     )
@@ -159,6 +149,16 @@ def register(commands: Any) -> None:
     validate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_device_argument(validate)
     validate.set_defaults(handler=_validate_attention)
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """The sampling options of the attribution methods (explain and validate-attention)."""
+    parser.add_argument(
+        "--samples", type=int, default=64, help="shapley: random permutations (default 64)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=32, help="integrated_gradients: steps (default 32)"
+    )
 
 
 def _explain(args: argparse.Namespace) -> None:
