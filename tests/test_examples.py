@@ -55,6 +55,6 @@ def test_amorphous_database_example_runs(tmp_path, capsys, monkeypatch):
     runpy.run_path(str(EXAMPLES / "amorphous_database.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "10 job(s) done, 0 failed" in out and "Ea (eV)" in out
-    assert "10 structures x 39 columns" in out
+    assert "10 structures x 44 columns" in out  # lnD and the 43 features
     assert "xgboost on 10 rows" in out and "D=2:" in out
     assert (tmp_path / "arrhenius_all.png").is_file() and (tmp_path / "sisso.json").is_file()

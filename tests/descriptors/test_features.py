@@ -20,21 +20,29 @@ def li2o():
 
 def test_composition_features_by_hand():
     f = composition_features(li2o())
+    assert len(f) == 21  # the composition columns of the paper's table
     assert f["li_fraction"] == pytest.approx(2 / 3)
     assert f["mean_X"] == pytest.approx((2 * 0.98 + 3.44) / 3)
     assert f["mean_X_without_li"] == pytest.approx(3.44)
     assert f["delta_X"] == pytest.approx(3.44 - (2 * 0.98 + 3.44) / 3)
     assert f["mean_radius"] == pytest.approx((2 * 1.45 + 0.60) / 3)
-    assert f["radius_ratio"] == pytest.approx((2 * 1.45 + 0.60) / 3 / 0.60)
+    assert f["radius_ratio_without_over_with_li"] == pytest.approx(0.60 / ((2 * 1.45 + 0.60) / 3))
     assert f["mean_mass"] == pytest.approx((2 * 6.941 + 15.9994) / 3)
+    assert f["mean_mass_without_li"] == pytest.approx(15.9994)
     assert f["cohesive_energy"] == pytest.approx((2 * 1.63 + 2.60) / 3)  # Kittel, eV/atom
+    assert f["cohesive_energy_without_li"] == pytest.approx(2.60)
     assert f["sqrt_Ecoh_R2_over_m"] == pytest.approx(
         np.sqrt(f["cohesive_energy"] * f["mean_radius"] ** 2 / f["mean_mass"])
     )
-    # pymatgen has no bulk modulus for O: the mean is Li's, over 2/3 of the atoms.
-    assert f["bulk_modulus"] == pytest.approx(11.0) and f["bulk_modulus_coverage"] == pytest.approx(
-        2 / 3
+    assert f["sqrt_Ecoh_R2_over_m_without_li"] == pytest.approx(np.sqrt(2.60 * 0.60**2 / 15.9994))
+    # pymatgen has no bulk or shear modulus for O: it counts 0 in the per-atom mean.
+    assert f["bulk_modulus"] == pytest.approx(2 * 11.0 / 3)
+    assert f["shear_modulus"] == pytest.approx(2 * 4.2 / 3)
+    assert f["bulk_modulus_without_li"] == 0 and f["sqrt_B_R5_over_m_without_li"] == 0
+    assert f["sqrt_G_R5_over_m"] == pytest.approx(
+        np.sqrt(2 * 4.2 / 3 * f["mean_radius"] ** 5 / f["mean_mass"])
     )
+    assert all(np.isfinite(v) for v in f.values())  # no empty cells in a table
 
 
 def test_li_transport_features_of_antifluorite():
@@ -53,10 +61,20 @@ def test_li_transport_features_of_antifluorite():
         f["sublattice_bond_ionicity"]
     )
     assert f["straight_path_width"] >= 0
+    # Every Li has the 4 O of its tetrahedron and k Li neighbours (ionicity 0): the Li bond
+    # ionicities are 4 x I(Li-O) and k x 0, so their mean and spread follow exactly.
+    k = f["li_li_bonds_per_li"]
+    assert f["li_neighbor_count"] == 4 + k
+    i_li_o = 1 - np.exp(-((3.44 - 0.98) ** 2) / 4)
+    share = 4 / (4 + k)
+    assert f["li_bond_ionicity"] == pytest.approx(share * i_li_o)
+    assert f["li_bond_ionicity_std"] == pytest.approx(i_li_o * np.sqrt(share * (1 - share)))
+    assert len(f) == 20  # Sendek's S1.1-S1.20
     # Invariance: the same crystal in a 2x1x1 supercell has the same intensive features.
     big = from_ase(ase.build.bulk("OLi2", "fluorite", a=A).repeat((2, 1, 1)))
     g = li_transport_features(big)
-    for key in ("li_neighbor_count", "shortest_li_li", "volume_per_atom", "packing_fraction"):
+    keys = ("li_neighbor_count", "li_bond_ionicity_std", "shortest_li_li", "packing_fraction")
+    for key in (*keys, "volume_per_atom"):
         assert g[key] == pytest.approx(f[key], rel=1e-6), key
 
 
@@ -92,16 +110,26 @@ def test_featurize_command(tmp_path, capsys):
 
 
 def test_reference_check_row():
-    # The check values of the reference notes (Li 40 %, mean X 1.592 / 2.000 without Li,
-    # dX 0.408, mean radius 1.28 / 1.1667 without Li) hold for Li2MgZnN.
+    # The row Li2Si2Os (Li, Si, osmium) of the authors' feature_target.dat: Li_percentage 0.4,
+    # avg_X 1.592 / 2.000 without Li, their difference 0.408, atomic radius 1.28 / 1.1667
+    # without Li, ratio_r_without_Li_with 0.91146, avg_m 52.0566 / 82.13367 without Li.
     from atomlens.structures import make_structure
 
     positions = [[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [0, 0, 2.5], [2.5, 2.5, 2.5]]
-    crystal = make_structure([3, 3, 12, 30, 7], positions, np.eye(3) * 5.0, True)
+    crystal = make_structure([3, 3, 14, 14, 76], positions, np.eye(3) * 5.0, True)
     f = composition_features(crystal)
     assert f["li_fraction"] == pytest.approx(0.4)
     assert f["mean_X"] == pytest.approx(1.592)
     assert f["mean_X_without_li"] == pytest.approx(2.000)
     assert f["delta_X"] == pytest.approx(0.408)
     assert f["mean_radius"] == pytest.approx(1.28)
-    assert f["mean_radius_without_li"] == pytest.approx(1.1667, abs=1e-4)
+    assert f["mean_radius_without_li"] == pytest.approx(1.1666666666666667)
+    assert f["radius_ratio_without_over_with_li"] == pytest.approx(0.9114583333333334)
+    assert f["mean_mass"] == pytest.approx(52.0566)
+    assert f["mean_mass_without_li"] == pytest.approx(82.13366666666667)
+    # The paper's moduli and cohesive energies come from another element table (their row
+    # has avg_B 119 GPa); atomlens' are pymatgen's: Li 11, Si 100, Os none -> 0.
+    assert f["bulk_modulus"] == pytest.approx((2 * 11 + 2 * 100) / 5)
+    everything = featurize(crystal)
+    assert len(everything) == 41 and set(f) <= set(everything)
+    assert "li_bond_ionicity_std" in everything

@@ -1,15 +1,27 @@
 """Descriptors of Li-ion conductors: composition features and Li-transport structure features.
 
+The feature set of the ab initio amorphous materials database (Zheng, Sivonxay et al.,
+arXiv 2402.00177, 2024; the column list of their ``feature_target.dat``): 20 structural
+descriptors after Sendek et al. (Energy Environ. Sci. 10, 306 (2017), features S1.1-S1.20)
+and 21 composition features. With the temperature and 1/(kB T) that ``featurize`` adds
+from the labels, a table has 43 feature columns. The authors' table has one more
+structural column, ``SLPW_pp`` (a length next to the path width), whose definition is
+published nowhere we could find: atomlens does not compute it.
+
 Composition features use pymatgen's element data (Pauling electronegativity, atomic radius,
 mass, elemental bulk and shear moduli) and matminer's elemental cohesive energies (Kittel).
-Elemental moduli are missing for many elements (O, F, N, ...): such features average over
-the atoms whose element has data, and a ``*_coverage`` column says which fraction of atoms
-that was.
+X, radius and mass average over the atoms whose element has a value (pymatgen lacks X only
+for He, Ne, Ar). The moduli and cohesive energies are per-atom means in which an element
+without a tabulated value counts as 0 (pymatgen has no bulk modulus for N, O, F, Ga, Ge,
+Zr, Os and no shear modulus for B, C, N, O, F, Si, P, S, Cl, Ge, Br, I, among others): the
+means stay defined for every composition, so tables have no empty cells, and carry how much
+of the cell has data. (Earlier tables had ``*_coverage`` columns instead; ``fit-table`` and
+``sisso`` take every numeric column for a feature, so bookkeeping columns are not written.)
 
-Structure features follow Sendek et al. (Energy Environ. Sci. 2017) on atomlens Voronoi
-graphs (the same solid-angle filters as the models): Li neighbour counts, bond ionicities
-(Pauling, 1 - exp(-dX^2/4)), sublattice quantities, shortest distances, volumes, packing
-fractions and the widest straight-line channel along a lattice direction.
+Structure features follow Sendek et al. on atomlens Voronoi graphs (the same solid-angle
+filters as the models): Li neighbour counts, bond ionicities (Pauling, 1 - exp(-dX^2/4)),
+sublattice quantities, shortest distances, volumes, packing fractions and the widest
+straight-line channel along a lattice direction.
 """
 
 from __future__ import annotations
@@ -64,24 +76,54 @@ def element_data(z: int) -> dict[str, float]:
     return {k: float(v) if v is not None else float("nan") for k, v in values.items()}
 
 
-def _weighted(numbers: np.ndarray, key: str) -> tuple[float, float]:
-    """Atom-averaged property over atoms with data, and the fraction of atoms that had it."""
+def _mean(numbers: np.ndarray, key: str) -> float:
+    """Mean of an element property over atoms: X, radius and mass over the atoms that have it.
+
+    NaN for an empty set of atoms or when no atom has the property.
+    """
     values = np.array([element_data(int(z))[key] for z in numbers])
     known = np.isfinite(values)
-    if not known.any():
-        return float("nan"), 0.0
-    return float(values[known].mean()), float(known.mean())
+    return float(values[known].mean()) if known.any() else float("nan")
+
+
+def _per_atom(numbers: np.ndarray, key: str) -> float:
+    """Per-atom mean of B, G or E_coh: an element without a tabulated value counts as 0.
+
+    NaN only for an empty set of atoms.
+    """
+    if not numbers.size:
+        return float("nan")
+    values = np.array([element_data(int(z))[key] for z in numbers])
+    return float(np.nan_to_num(values, nan=0.0).mean())
+
+
+def _composition_block(numbers: np.ndarray) -> dict[str, float]:
+    """Mean mass, B, G, E_coh of a set of atoms and the three root combinations."""
+    radius, mass = _mean(numbers, "radius"), _mean(numbers, "mass")
+    out = {"mean_mass": mass}
+    for key, name in (("B", "bulk_modulus"), ("G", "shear_modulus"), ("Ecoh", "cohesive_energy")):
+        out[name] = _per_atom(numbers, key)
+    # Energy x length^2 / mass under the root: the paper's BR5_M, GR5_M and ER2_m.
+    out["sqrt_B_R5_over_m"] = float(np.sqrt(out["bulk_modulus"] * radius**5 / mass))
+    out["sqrt_G_R5_over_m"] = float(np.sqrt(out["shear_modulus"] * radius**5 / mass))
+    out["sqrt_Ecoh_R2_over_m"] = float(np.sqrt(out["cohesive_energy"] * radius**2 / mass))
+    return out
 
 
 def composition_features(structure: Structure) -> dict[str, float]:
-    """Li fraction, electronegativity and radius with/without Li, mass, moduli, combinations."""
+    """The 21 composition features of the amorphous-database paper.
+
+    Li fraction; mean Pauling X and atomic radius over all atoms and over the non-Li atoms
+    (``*_without_li``), X(without Li) - X and radius(without Li) / radius; and, over all
+    atoms and without Li, the mean mass, bulk and shear modulus, cohesive energy,
+    sqrt(B R^5/m), sqrt(G R^5/m) and sqrt(E_coh R^2/m) (R and m: the mean radius and mass
+    of the same atoms). The authors' table (Zheng et al. 2024, columns ``Li_percentage``,
+    ``avg_X_with_Li`` ... ``ER2_m_without_Li``) has exactly these 21.
+    """
     numbers = np.asarray(structure.numbers)
     others = numbers[numbers != LI]
-    x_all, _ = _weighted(numbers, "X")
-    x_host, _ = _weighted(others, "X") if others.size else (float("nan"), 0.0)
-    r_all, _ = _weighted(numbers, "radius")
-    r_host, _ = _weighted(others, "radius") if others.size else (float("nan"), 0.0)
-    mass, _ = _weighted(numbers, "mass")
+    x_all, x_host = _mean(numbers, "X"), _mean(others, "X")
+    r_all, r_host = _mean(numbers, "radius"), _mean(others, "radius")
     out = {
         "li_fraction": float(np.mean(numbers == LI)),
         "mean_X": x_all,
@@ -89,18 +131,12 @@ def composition_features(structure: Structure) -> dict[str, float]:
         "delta_X": x_host - x_all,
         "mean_radius": r_all,
         "mean_radius_without_li": r_host,
-        "radius_ratio": r_all / r_host if r_host else float("nan"),
-        "mean_mass": mass,
+        "radius_ratio_without_over_with_li": r_host / r_all,
     }
-    for key, name in (("B", "bulk_modulus"), ("G", "shear_modulus"), ("Ecoh", "cohesive_energy")):
-        value, coverage = _weighted(numbers, key)
-        out[name] = value
-        out[f"{name}_coverage"] = coverage
-    # Combinations with the units of energy x length^2 / mass under the root:
-    # sqrt(B R^5 / m), sqrt(G R^5 / m) and sqrt(E_coh R^2 / m).
-    out["sqrt_B_R5_over_m"] = float(np.sqrt(out["bulk_modulus"] * r_all**5 / mass))
-    out["sqrt_G_R5_over_m"] = float(np.sqrt(out["shear_modulus"] * r_all**5 / mass))
-    out["sqrt_Ecoh_R2_over_m"] = float(np.sqrt(out["cohesive_energy"] * r_all**2 / mass))
+    everything, host = _composition_block(numbers), _composition_block(others)
+    for key, value in everything.items():  # each property next to its without-Li twin
+        out[key] = value
+        out[f"{key}_without_li"] = host[key]
     return out
 
 
@@ -116,7 +152,7 @@ def _shortest(graph: Graph, pairs: np.ndarray) -> float:
 
 
 def li_transport_features(structure: Structure, params: VoronoiParams | None = None) -> dict:
-    """Sendek-style structural descriptors of a Li-containing crystal.
+    """The 20 structural descriptors of Sendek et al. (2017) of a Li-containing cell.
 
     Raises:
         StructureError: If the structure is not periodic or has no Li.
@@ -142,6 +178,9 @@ def li_transport_features(structure: Structure, params: VoronoiParams | None = N
     host_cn = np.bincount(c[host_edges], minlength=len(numbers))[~is_li]
     ionicity = _ionicity(x[c], x[n])
     li_ionicity = float(np.nanmean(ionicity[li_edges])) if li_edges.any() else float("nan")
+    # SDLI (Sendek S1.3): the spread of the Li bond ionicities, over the same Li-centred
+    # bonds whose mean is the Li bond ionicity (population standard deviation).
+    li_ionicity_std = float(np.nanstd(ionicity[li_edges])) if li_edges.any() else float("nan")
     host_ionicity = float(np.nanmean(ionicity[host_edges])) if host_edges.any() else float("nan")
     anion_edges = is_anion[c] & is_anion[n]
     # Shortest distances over all pairs (not only Voronoi neighbours) within 8 Å.
@@ -155,6 +194,7 @@ def li_transport_features(structure: Structure, params: VoronoiParams | None = N
         "li_neighbor_count_std": float(li_cn.std()),
         "li_li_bonds_per_li": float(li_li.mean()),
         "li_bond_ionicity": li_ionicity,
+        "li_bond_ionicity_std": li_ionicity_std,
         "sublattice_bond_ionicity": host_ionicity,
         "sublattice_neighbor_count": float(host_cn.mean()) if host_cn.size else float("nan"),
         "bond_ionicity_ratio": li_ionicity / host_ionicity if host_ionicity else float("nan"),
