@@ -1,13 +1,18 @@
-"""Training throughput of SCANN+, and an equal-budget comparison with PyG's SchNet.
+"""Training throughput of SCANN+, and equal-budget comparisons with PyG's SchNet.
 
     python benchmarks/bench_training.py throughput --crystals PATH
     python benchmarks/bench_training.py compare --task qm9_homo --budget-min 10
     python benchmarks/bench_training.py compare --task mp_eform --crystals PATH --budget-min 10
+    python benchmarks/bench_training.py zoo --run runs/zoo/qm9-homo
 
 SchNet (torch_geometric, `pip install 'atomlens[bench]'`) gets atomlens' cutoff graph
-through its `interaction_graph` argument. Both models see the same split, the same
-wall-clock budget on the same 2 cores, keep their best-validation weights and are scored
-on the same test set. Results go to benchmarks/results/training_*.json.
+through its `interaction_graph` argument (see schnet_baseline.py: resumable, checkpointed
+after every epoch, budget in accumulated training seconds). Both models see the same split
+and the same training time, keep their best-validation weights and are scored on the same
+test set. `compare` trains both on a small split (benchmarks/results/training_*.json);
+`zoo` trains SchNet on exactly the split, data and training seconds of a finished SCANN+
+run, e.g. a shipped model's (benchmarks/results/zoo_schnet_<name>.json). Rerunning a
+command resumes its SchNet run.
 """
 
 from __future__ import annotations
@@ -15,22 +20,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
 
-from atomlens.batching import iterate_batches
 from atomlens.config import validate_config
-from atomlens.datasets import GraphDataset, Split, build_graph_cache, load_source, make_params
+from atomlens.datasets import Split, load_source
+from atomlens.datasets.run_data import load_sources, open_run_data, part_specs
+from atomlens.errors import DataError
 from atomlens.files import write_json_atomic
+from atomlens.inference import load_model
 from atomlens.training.evaluate import evaluate_run
 from atomlens.training.metrics import regression_metrics
-from atomlens.training.trainer import learning_rate, train
+from atomlens.training.trainer import predict_indices, train
+from schnet_baseline import Budget, SchNetSettings, cutoff_data, train_schnet
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parents[1]
@@ -137,114 +145,31 @@ def throughput(args: argparse.Namespace) -> None:
     write(report, "training_throughput.json")
 
 
-class PrecomputedGraph:
-    """SchNet interaction_graph that returns the current batch's cutoff edges."""
-
-    def __init__(self):
-        self.edges = None
-
-    def __call__(self, pos, batch):
-        return self.edges
-
-
-def schnet_run(
-    dataset: GraphDataset, split: Split, budget_min: float, seed: int, readout: str
-) -> dict:
-    from torch_geometric.nn.models import SchNet
-
-    torch.manual_seed(seed)
-    graph = PrecomputedGraph()
-    model = SchNet(
-        hidden_channels=128,
-        num_filters=128,
-        num_interactions=6,
-        num_gaussians=50,
-        cutoff=5.0,
-        interaction_graph=graph,
-        readout=readout,
-    )
-    targets = np.asarray(dataset.targets[:, 0])
-    mean, std = float(targets[split.train].mean()), float(targets[split.train].std())
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    cosine = validate_config(
-        {
-            "data": {"source": "x", "target": "y"},
-            "training": {"epochs": 1000, "lr": 5e-4, "min_lr": 5e-5},
-        }
-    )
-
-    def forward(batch):
-        graph.edges = (torch.stack([batch.neighbors, batch.centers]), batch.distance)
-        return model(batch.numbers, batch.positions, batch.graph_index).squeeze(-1)
-
-    def predict(indices):
-        model.eval()
-        with torch.no_grad():
-            out = [forward(b).numpy() * std + mean for b in iterate_batches(dataset, indices, 256)]
-        model.train()
-        return np.concatenate(out)
-
-    start, epoch, best, best_state = time.perf_counter(), 0, math.inf, None
-    while time.perf_counter() - start < 60 * budget_min:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cosine, epoch)
-        order = np.random.default_rng(seed + epoch).permutation(split.train)
-        for batch in iterate_batches(dataset, order, 64):
-            optimizer.zero_grad()
-            loss = torch.sqrt(
-                torch.nn.functional.mse_loss(forward(batch), (batch.targets[:, 0] - mean) / std)
-                + 1e-12
-            )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            if time.perf_counter() - start > 60 * budget_min:
-                break
-        epoch += 1
-        val = regression_metrics(targets[split.val], predict(split.val))["mae"]
-        if val < best:
-            best = val
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        print(f"schnet epoch {epoch} val_mae {val:.4g}", flush=True)
-    model.load_state_dict(best_state)
-    test = regression_metrics(targets[split.test], predict(split.test))
-    return {
-        "epochs": epoch,
-        "best_val_mae": best,
-        "test": test,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-
-
 def compare(args: argparse.Namespace) -> None:
     run_dir = ROOT / "runs" / f"bench_compare_{args.task}"
     config = validate_config(
         scann_config(args.task, args.crystals, run_dir, max_minutes=args.budget_min)
     )
+    schnet_dir = run_dir.with_name(run_dir.name + "_schnet")
     if args.reuse_scann and (run_dir / "training_summary.json").is_file():
         print(f"reusing the finished atomlens run in {run_dir}")
-    else:
+    else:  # a new SCANN+ run: the SchNet run of the old one goes too
         shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(schnet_dir, ignore_errors=True)
         train(config, overwrite=True, progress=False)
     scann_test = evaluate_run(run_dir)
     summary = json.loads((run_dir / "training_summary.json").read_text())
 
     source = load_source(config.data.source, targets=[config.data.target], limit=config.data.limit)
-    cutoff = GraphDataset(
-        build_graph_cache(
-            source,
-            "cutoff",
-            make_params("cutoff", cutoff=5.0, allow_isolated=True),
-            cache_dir=config.data.cache_dir,
-        )
-    )
     split = Split.load(run_dir / "split.json")
-    assert len(cutoff) == split.n_total, "the cutoff and Voronoi data sets differ"
+    dataset, rows = cutoff_data(source, split, SchNetSettings().cutoff, workers=args.workers)
     # SchNet gets exactly the training time atomlens used (which may overrun the nominal
     # budget by part of an epoch, as the trainer stops at epoch ends).
     schnet_budget = summary["train_seconds"] / 60
     t = time.perf_counter()
-    schnet = schnet_run(cutoff, split, schnet_budget, 0, "mean")
+    schnet = train_schnet(
+        dataset, rows, schnet_dir, Budget(seconds=60 * schnet_budget), threads=args.threads
+    )
     schnet_seconds = time.perf_counter() - t
     report = {
         "task": args.task,
@@ -261,11 +186,102 @@ def compare(args: argparse.Namespace) -> None:
             "best_val_mae": summary["best_val_mae"],
             "train_seconds": summary["train_seconds"],
         },
-        "schnet_pyg": schnet
-        | {"wall_seconds": schnet_seconds, "cutoff": 5.0, "budget_minutes": schnet_budget},
+        "schnet_pyg": {k: v for k, v in schnet.items() if k != "history"}
+        | {"wall_seconds_this_call": schnet_seconds, "budget_minutes": schnet_budget},
     }
     print(json.dumps(report, indent=1))
     write(report, f"training_compare_{args.task}.json")
+
+
+def scann_test_metrics(run_dir: Path) -> dict[str, Any]:
+    """Test metrics of a run's best checkpoint: its evaluation_test.json, else computed.
+
+    Computing them here writes nothing into the run directory.
+    """
+    saved = run_dir / "evaluation_test.json"
+    if saved.is_file():
+        metrics = json.loads(saved.read_text())
+        if metrics.get("checkpoint") == "best" and metrics.get("split") == "test":
+            return metrics
+    predictor = load_model(run_dir, "best", "cpu")
+    run = open_run_data(run_dir, predictor.metadata)
+    rows = run.rows.test
+    predicted = predict_indices(predictor.model, run.dataset, rows, predictor.scaling, 256)
+    metrics = regression_metrics(np.asarray(run.dataset.targets[rows, 0]), predicted)
+    return metrics | {"split": "test", "checkpoint": "best", "target": predictor.target}
+
+
+def zoo(args: argparse.Namespace) -> None:
+    """SchNet on a finished SCANN+ run's split, data and training seconds; both scored."""
+    run = Path(args.run)
+    name = args.name or run.name
+    config = validate_config(yaml.safe_load((run / "config.yaml").read_text()))
+    data = config.data
+    if args.crystals:
+        data = data.model_copy(update={"source": args.crystals})
+    specs = part_specs(data)
+    if len(set(specs.values())) != 1:
+        raise DataError(f"'{run}' takes its parts from several sources; not supported here")
+    split = Split.load(run / "split.json")
+    source = load_sources(data)["train"]
+    if len(source) != split.n_total:
+        raise DataError(
+            f"'{specs['train']}' has {len(source)} records, but the split of '{run}' was drawn "
+            f"from {split.n_total}: not the run's data (pass --crystals)"
+        )
+    summary = json.loads((run / "training_summary.json").read_text())
+    metadata = json.loads((run / "metadata.json").read_text())
+    seconds = 60 * args.budget_min if args.budget_min else float(summary["train_seconds"])
+    settings = SchNetSettings()
+    dataset, rows = cutoff_data(source, split, settings.cutoff, workers=args.workers)
+    if not np.array_equal(dataset.records[rows.test], split.test):
+        raise DataError("the SchNet test rows are not the run's test records")
+    work = Path(args.work) if args.work else ROOT / "runs" / "bench_schnet" / name
+    t = time.perf_counter()
+    schnet = train_schnet(
+        dataset, rows, work, Budget(seconds=seconds), settings, threads=args.threads
+    )
+    wall = time.perf_counter() - t
+    scann = scann_test_metrics(run)
+    report = {
+        "model": name,
+        "run": str(run),
+        "target": data.target,
+        "unit": metadata.get("unit", ""),
+        "data": {"source": specs["train"], "records": split.n_total},
+        "split": {
+            "train": int(split.train.size),
+            "val": int(split.val.size),
+            "test": int(split.test.size),
+            "seed": split.seed,
+            "file": str(run / "split.json"),
+        },
+        "budget": {
+            "training_seconds": seconds,
+            "from": f"--budget-min {args.budget_min}"
+            if args.budget_min
+            else "the SCANN+ run's training_summary.json train_seconds",
+            "counts": "the whole epoch loop (training steps, validation, checkpoints), as "
+            "atomlens' training.max_minutes",
+        },
+        "scann_plus": {
+            "test": {k: scann[k] for k in ("mae", "rmse", "r2", "n")},
+            "epochs": summary["epochs"],
+            "best_epoch": summary.get("best_epoch"),
+            "train_seconds": summary["train_seconds"],
+            "parameters": metadata["parameters"],
+            "threads": config.training.threads,
+            "device": summary.get("device"),
+        },
+        "schnet_pyg": {k: v for k, v in schnet.items() if k != "history"}
+        | {"work_folder": str(work), "wall_seconds_this_call": wall},
+        "schnet_val_mae_per_epoch": [h["val_mae"] for h in schnet["history"]],
+        "scann_plus_beats_schnet": bool(scann["mae"] < schnet["test"]["mae"]),
+    }
+    print(json.dumps({k: report[k] for k in ("scann_plus", "scann_plus_beats_schnet")}, indent=1))
+    out = Path(args.out) if args.out else RESULTS / f"zoo_schnet_{name}.json"
+    write_json_atomic(out, report)
+    print(f"wrote {out}")
 
 
 def write(report: dict, name: str) -> None:
@@ -281,7 +297,7 @@ def main() -> None:
     commands = parser.add_subparsers(required=True)
     p = commands.add_parser("throughput")
     p.add_argument("--crystals", required=True)
-    p.set_defaults(run=throughput)
+    p.set_defaults(command=throughput)
     p = commands.add_parser("compare")
     p.add_argument("--task", choices=["qm9_homo", "mp_eform"], required=True)
     p.add_argument("--crystals", default=None)
@@ -291,9 +307,26 @@ def main() -> None:
         action="store_true",
         help="reuse a finished atomlens run of this task (only SchNet trains)",
     )
-    p.set_defaults(run=compare)
+    p.set_defaults(command=compare)
+    p = commands.add_parser("zoo", help="SchNet at the equal budget of a finished SCANN+ run")
+    p.add_argument("--run", required=True, help="the SCANN+ run directory, e.g. runs/zoo/qm9-homo")
+    p.add_argument("--name", default=None, help="name of the results (default: the run's)")
+    p.add_argument("--crystals", default=None, help="path of the run's data file, if moved")
+    p.add_argument(
+        "--budget-min", type=float, default=None, help="default: the run's training seconds"
+    )
+    p.add_argument("--work", default=None, help="SchNet folder (default runs/bench_schnet/NAME)")
+    p.add_argument("--out", default=None, help="default benchmarks/results/zoo_schnet_NAME.json")
+    p.set_defaults(command=zoo)
+    for sub in commands.choices.values():
+        sub.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+        sub.add_argument("--workers", type=int, default=1, help="graph-building processes")
     args = parser.parse_args()
-    args.run(args)
+    torch.set_num_threads(args.threads)
+    try:
+        args.command(args)
+    except DataError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":
