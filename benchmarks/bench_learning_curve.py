@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -270,8 +272,9 @@ def epoch_extrapolation(metrics_csv: Path, target: float = PAPER_MAE) -> dict[st
         result["hours_for_target_at_observed_speed"] = hours
         result["verdict"] = (
             f"about {needed['n']:.0f} epochs at this data size "
-            f"({LEVEL:.0%} interval {_fmt(low)} to {_fmt(high)}), about {hours:.0f} h of "
-            "training at the run's speed"
+            f"({LEVEL:.0%} interval {_fmt(low)} to {_fmt(high)}; "
+            f"{needed['n'] / observed:.0f} times the {int(observed)} epochs observed, see the "
+            f"caveat), about {hours:.0f} h of training at the run's speed"
         )
     return result
 
@@ -305,9 +308,18 @@ def nested_split(standard: Split, n_train: int, val_size: int, seed: int) -> Spl
     )
 
 
+def results_lock(path: Path) -> Path:
+    """The lock file of a results file: in the temporary folder, named after its full path.
+
+    Outside the repository, so ``benchmarks/results/`` holds no stray lock file.
+    """
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"atomlens-results-{digest}.lock"
+
+
 def update_results(path: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Re-read the results JSON under its lock, apply ``change`` and write it atomically."""
-    with exclusive(path.with_name(f".{path.name}.lock"), f"results file '{path}'", wait=True):
+    with exclusive(results_lock(path), f"results file '{path}'", wait=True):
         data = json.loads(path.read_text()) if path.is_file() else {}
         change(data)
         write_json_atomic(path, data)
@@ -573,7 +585,7 @@ def draw(data: dict[str, Any], path: Path) -> Path:
         if fit:
             needed = data["fits"][model]["n_for_paper_mae"]["n"] or right
             grid = np.geomspace(sizes.min(), max(sizes.max(), min(needed, 100 * right)), 200)
-            label = f"fit: {fit['a'] * 1000:.3g} meV * N^-{fit['b']:.3f}"
+            label = f"fit: {fit['a'] * 1000:.3g} meV * N^{-fit['b']:.3f}"
             axis.plot(grid, fit["a"] * 1000 * grid ** -fit["b"], "-", color=colors[model], lw=1)
             axis.plot([], [], "-", color=colors[model], lw=1, label=label)
     axis.axhline(PAPER_MAE * 1000, color="k", ls="--", lw=1, label="paper SCANN+ (32 meV)")
