@@ -22,6 +22,12 @@ from atomlens.errors import DataError
 SIZES = np.array([1000, 4000, 16000, 64000, 110000], float)
 
 
+@pytest.fixture(autouse=True)
+def _lock_beside_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the tests' lock files in their tmp_path (not in the system temporary folder)."""
+    monkeypatch.setattr(lc, "results_lock", lambda path: path.with_name(f".{path.name}.lock"))
+
+
 def synthetic(a: float, b: float, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """MAEs of an exact power law with log-normal scatter."""
     return a * SIZES**-b * np.exp(rng.normal(0.0, sigma, SIZES.size))
