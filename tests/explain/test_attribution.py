@@ -184,6 +184,22 @@ def test_missing_capability_is_one_line(molecule_predictor, molecules):
         attribute(molecule_predictor, molecules[:1], "lime")
 
 
+def test_default_method_is_rollout_where_the_model_has_local_attention(
+    molecule_predictor, molecules
+):
+    from atomlens.explain.attribution import default_method
+
+    assert default_method(molecule_predictor) == "rollout"
+    items = explain(molecule_predictor, molecules[:3])
+    rolled = attribute(molecule_predictor, molecules[:3], "rollout")
+    for item, expected in zip(items, rolled, strict=True):
+        assert item.method == "rollout"
+        np.testing.assert_allclose(item.scores, expected)
+    sen_like = copy.copy(molecule_predictor)
+    sen_like.config = molecule_predictor.config.model_copy(update={"model": SenConfig()})
+    assert default_method(sen_like) == "attention"  # no local attention to roll out
+
+
 def test_explain_and_faithfulness_use_the_method(toy, molecules):
     chosen = [molecules[k] for k in ONE_OXYGEN]
     items = explain(toy, chosen, method="occlusion")

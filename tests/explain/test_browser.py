@@ -78,7 +78,7 @@ def test_molecules_render_with_search_and_hover(browser, molecule_predictor, tmp
 
 def test_colour_by_local_attention_layers(browser, molecule_predictor, tmp_path):
     structures = list(read_structures("tests/data/qm9_sample.extxyz"))[:3]
-    items = explain(molecule_predictor, structures, local=True)
+    items = explain(molecule_predictor, structures, local=True, method="attention")
     page, errors = open_page(browser, write_page(items, tmp_path / "l.html", title="t", model="m"))
     assert page.locator("#colour-by option").count() == 3  # global + 2 layers
     page.evaluate("window.atomlensViewer.colourBy('local-2')")
@@ -190,7 +190,8 @@ NEUTRAL = [247, 247, 247]  # the middle of the diverging scale (display.NEUTRAL)
 
 @pytest.fixture(scope="module")
 def molecules(molecule_predictor):
-    return explain(molecule_predictor, list(read_structures("tests/data/qm9_sample.extxyz")))
+    structures = list(read_structures("tests/data/qm9_sample.extxyz"))
+    return explain(molecule_predictor, structures, method="attention")  # the viewer's own colour
 
 
 def test_uniform_attention_is_neutral_with_a_note(browser, molecules, tmp_path):

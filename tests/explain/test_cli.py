@@ -28,7 +28,8 @@ def test_explain_files_writes_every_output(molecule_run, tmp_path, capsys):
     )
     assert status == 0
     printed = capsys.readouterr().out
-    assert "explained 12 structure(s)" in printed and "deletion AUC" in printed
+    assert "explained 12 structure(s) by rollout (the default" in printed
+    assert "deletion AUC" in printed
     assert "per-structure figures for the first 3" in printed
     assert "index.html shows the first 4" in printed
     assert (out / "index.html").read_text().count('"formula":') == 4
@@ -50,8 +51,10 @@ def test_explain_files_writes_every_output(molecule_run, tmp_path, capsys):
     assert summary["mode"] == "atom" and summary["n_structures"] == 12
     rows = list(read_rows(out / "faithfulness.csv"))
     assert len(rows) == 12 and float(rows[0]["deletion_auc_attention"]) >= 0
+    assert summary["method"] == "rollout"
     frames = ase.io.read(out / "explanations.extxyz", index=":")
     assert "atomlens_local_attention_2" in frames[0].arrays
+    assert "atomlens_rollout" in frames[0].arrays
 
 
 def test_explain_split_and_readout_mask(molecule_run, tmp_path, capsys):

@@ -24,7 +24,7 @@ TRICKY = '=$x^2$ <b>&"name"'  # mathtext, markup, a spreadsheet formula
 def ethanol(predictor, name="ethanol"):
     molecule = ase.build.molecule("CH3CH2OH")  # O 0, C 1, C 2, H 3-8
     molecule.info["name"] = name
-    (item,) = explain(predictor, [as_structure(molecule)])
+    (item,) = explain(predictor, [as_structure(molecule)], method="attention")
     attention = np.array([0.30, 0.20, 0.10, 0.04, 0.04, 0.02, 0.20, 0.05, 0.05])
     return dataclasses.replace(item, attention=attention / attention.sum())
 

@@ -280,7 +280,7 @@ def _demo(args: argparse.Namespace) -> None:
     _print_prediction("ethanol", result)
     structures, labels = predictor.split_structures("test", n=50, seed=0)
     out = run / "explanations"
-    write_report(
+    explanations, _ = write_report(
         predictor,
         structures,
         out,
@@ -289,7 +289,8 @@ def _demo(args: argparse.Namespace) -> None:
         progress=sys.stderr.isatty(),
         references=labels,
     )
-    print(f"\nattention of 50 test molecules: open {out / 'index.html'} (works offline)")
+    method = explanations[0].method
+    print(f"\n{method} scores of 50 test molecules: open {out / 'index.html'} (works offline)")
     _print_faithfulness(json.loads((out / "faithfulness.json").read_text()))
 
 

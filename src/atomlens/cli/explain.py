@@ -62,11 +62,11 @@ def register(commands: Any) -> None:
     explain.add_argument(
         "--method",
         choices=list(ATTRIBUTION_METHODS),
-        default="attention",
-        help="per-atom scores written beside the attention (column atomlens_<method>) and "
-        "used to order the faithfulness curves: attention (default), rollout (through the "
-        "local layers), gradient_input, integrated_gradients, occlusion (atom removed), "
-        "shapley (sampled)",
+        help="per-atom scores written beside the attention (column atomlens_<method>), "
+        "colouring the viewer and ordering the faithfulness curves: attention, rollout "
+        "(through the local layers; the default where the model has local attention, as "
+        "it ranked best in validate-attention, else attention), gradient_input, "
+        "integrated_gradients, occlusion (atom removed), shapley (sampled)",
     )
     _add_method_options(explain)
     explain.add_argument(
@@ -190,7 +190,12 @@ def _explain(args: argparse.Namespace) -> None:
         method_options={"samples": args.samples, "steps": args.steps},
         references=references,
     )
-    print(f"explained {len(explanations)} structure(s); open {args.out / 'index.html'}")
+    method = explanations[0].method
+    how = "" if args.method else " (the default; choose with --method)"
+    print(
+        f"explained {len(explanations)} structure(s) by {method}{how}; "
+        f"open {args.out / 'index.html'}"
+    )
     if args.figures < len(explanations):
         print(f"per-structure figures for the first {args.figures} (raise with --figures)")
     if args.page_limit < len(explanations):
@@ -198,7 +203,7 @@ def _explain(args: argparse.Namespace) -> None:
             f"index.html shows the first {args.page_limit} (raise with --page-limit); "
             "the extxyz and CSV files hold all"
         )
-    if args.method == "shapley":
+    if method == "shapley":
         print(f"shapley scores from {args.samples} sampled permutations per structure")
     print(f"wrote {len(written)} files to {args.out}")
     if args.faithfulness:

@@ -117,7 +117,7 @@ def explain(
     *,
     local: bool = False,
     batch_size: int = 128,
-    method: str = "attention",
+    method: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> list[Explanation]:
     """Explain the predictions of ``predictor`` for structures.
@@ -128,7 +128,9 @@ def explain(
         local: Also collect per-layer local attention.
         batch_size: Structures per forward pass.
         method: Attribution method whose scores fill ``Explanation.scores`` (see
-            :data:`atomlens.explain.attribution.METHODS`); ``attention`` by default.
+            :data:`atomlens.explain.attribution.METHODS`); by default ``rollout`` where
+            the model has local attention, else ``attention``
+            (:func:`atomlens.explain.attribution.default_method`).
         options: Options of the method (``steps``, ``samples``, ``seed``, ``progress``,
             ``batch_size``); those it does not take are ignored.
 
@@ -137,11 +139,12 @@ def explain(
         DataError: If the model gives no atom attention, or no local attention when asked,
             or lacks a capability the method needs.
     """
-    from atomlens.explain.attribution import method_of
+    from atomlens.explain.attribution import default_method, method_of
 
     require(predictor.config.model, "atom_attention", "explain")
     if local:
         require(predictor.config.model, "local_attention", "per-layer local attention (--local)")
+    method = method or default_method(predictor)
     attribution = method_of(method)
     attribution.check(predictor)
     results: list[Explanation] = []

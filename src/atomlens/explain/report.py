@@ -11,7 +11,7 @@ from typing import Any
 from atomlens.errors import DataError
 from atomlens.explain import capsules, display, figures, html, tables
 from atomlens.explain.attention import Explanation, explain
-from atomlens.explain.attribution import method_of
+from atomlens.explain.attribution import default_method, method_of
 from atomlens.explain.depiction import Depiction
 from atomlens.explain.faithfulness import MaskMode, check_capable, faithfulness
 from atomlens.files import (
@@ -35,7 +35,7 @@ def write_report(
     page_limit: int = 2000,
     faithfulness_mode: MaskMode | None = None,
     progress: bool = True,
-    method: str = "attention",
+    method: str | None = None,
     method_options: Mapping[str, Any] | None = None,
     references: Sequence[float | None] | None = None,
 ) -> tuple[list[Explanation], list[Path]]:
@@ -53,11 +53,13 @@ def write_report(
         page_limit: The HTML page holds at most this many structures (the tables all).
         faithfulness_mode: If given, also compute deletion/insertion curves with this mask.
         progress: Show progress bars.
-        method: Attribution method (:data:`atomlens.explain.attribution.METHODS`). Other
-            than ``attention``, its scores add the column ``atomlens_<method>`` to the
-            extxyz file and ``<method>`` to ``atoms.csv``, give the top atom of
-            ``structures.csv``, colour the viewer, its 2-D depictions and the figures, and
-            order the atoms of the faithfulness curves.
+        method: Attribution method (:data:`atomlens.explain.attribution.METHODS`); by
+            default ``rollout`` where the model has local attention, else ``attention``
+            (:func:`atomlens.explain.attribution.default_method`). Other than
+            ``attention``, its scores add the column ``atomlens_<method>`` to the extxyz
+            file and ``<method>`` to ``atoms.csv``, give the top atom of ``structures.csv``,
+            colour the viewer, its 2-D depictions and the figures, and order the atoms of
+            the faithfulness curves.
         method_options: Its options (``steps``, ``samples``, ``seed``).
         references: Reference (label) values of the structures, one each (None where
             unknown), e.g. those of a run's split; by default a number under the target's
@@ -72,6 +74,7 @@ def write_report(
         raise DataError("no structures to explain")
     if faithfulness_mode is not None:  # before the long work, not after it
         check_capable(predictor, faithfulness_mode)
+    method = method or default_method(predictor)
     method_of(method).check(predictor)
     options = {"progress": progress} | dict(method_options or {})
     explanations = distinct_names(
