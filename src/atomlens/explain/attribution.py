@@ -457,13 +457,22 @@ METHODS: dict[str, AttributionMethod] = {
 DEFAULT_METHODS = ("rollout", "attention")
 
 
+def supported_methods(predictor: Predictor) -> list[str]:
+    """The attribution methods whose capabilities the model has, in registry order."""
+    spec = spec_of(predictor.config.model)
+    return [name for name, m in METHODS.items() if all(spec.can(c) for c in m.needs)]
+
+
 def default_method(predictor: Predictor) -> str:
     """The attribution method ``explain`` uses unless told: rollout where the model allows."""
-    spec = spec_of(predictor.config.model)
+    supported = supported_methods(predictor)
     for name in DEFAULT_METHODS:
-        if all(spec.can(capability) for capability in METHODS[name].needs):
+        if name in supported:
             return name
-    raise DataError(f"model '{spec.name}' supports none of {', '.join(DEFAULT_METHODS)}")
+    raise DataError(
+        f"model '{spec_of(predictor.config.model).name}' supports none of "
+        f"{', '.join(DEFAULT_METHODS)}"
+    )
 
 
 def method_of(name: str) -> AttributionMethod:

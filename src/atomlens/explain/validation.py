@@ -49,7 +49,7 @@ from scipy.stats import ConstantInputWarning, spearmanr
 from tqdm.auto import tqdm
 
 from atomlens.errors import DataError, StructureError
-from atomlens.explain.attribution import METHODS, as_graphs, method_of
+from atomlens.explain.attribution import as_graphs, method_of, supported_methods
 from atomlens.explain.baselines import BASELINES, BOND_FACTOR, baseline_scores
 from atomlens.explain.bootstrap import (
     LEVEL,
@@ -67,7 +67,6 @@ from atomlens.explain.orbitals import (
 )
 from atomlens.files import safe_filename, write_json_atomic
 from atomlens.inference import Predictor
-from atomlens.models import spec_of
 from atomlens.structures.io import as_structure
 from atomlens.structures.record import Structure, structure_name
 
@@ -168,12 +167,6 @@ def ranking_metrics(rows: np.ndarray, weights: np.ndarray, heavy: np.ndarray) ->
         else float("nan"),
         "top1": float(np.mean([top1_hit(r, weights) for r in rows])),
     }
-
-
-def supported_methods(predictor: Predictor) -> list[str]:
-    """The attribution methods whose capabilities the model has, in registry order."""
-    spec = spec_of(predictor.config.model)
-    return [name for name, m in METHODS.items() if all(spec.can(c) for c in m.needs)]
 
 
 def model_fingerprint(predictor: Predictor) -> str:
