@@ -35,7 +35,7 @@ from atomlens.errors import DataError
 from atomlens.files import write_json_atomic
 from atomlens.training.checkpoint import load_checkpoint, save_checkpoint
 from atomlens.training.metrics import regression_metrics
-from atomlens.training.trainer import run_dir_lock
+from atomlens.training.trainer import cosine, run_dir_lock
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -208,7 +208,7 @@ def build_schnet(settings: SchNetSettings) -> tuple[torch.nn.Module, Precomputed
 
 def cosine_lr(settings: SchNetSettings, phase: float) -> float:
     """Learning rate at ``phase`` (0 to 1) of the budget."""
-    return settings.min_lr + 0.5 * (settings.lr - settings.min_lr) * (1 + math.cos(math.pi * phase))
+    return cosine(settings.lr, settings.min_lr, phase)
 
 
 def train_schnet(

@@ -270,7 +270,12 @@ def learning_rate(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0)
     else:
         period = t.epochs if t.scheduler == "cosine" else t.restart_epochs
         phase = (epoch % period) / period
-    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * phase))
+    return cosine(t.lr, t.min_lr, phase)
+
+
+def cosine(lr: float, min_lr: float, phase: float) -> float:
+    """Cosine decay from ``lr`` at phase 0 to ``min_lr`` at phase 1."""
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * phase))
 
 
 def loss_fn(kind: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
