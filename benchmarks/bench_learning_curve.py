@@ -605,8 +605,11 @@ def draw(data: dict[str, Any], path: Path) -> Path:
 
 
 def parse_sizes(text: str) -> list[int]:
-    """``1000,4000`` -> [1000, 4000]."""
-    return [int(v) for v in text.split(",") if v.strip()]
+    """``1000,4000`` -> [1000, 4000] (positive sizes only)."""
+    sizes = [int(v) for v in text.split(",") if v.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got '{text}'")
+    return sizes
 
 
 def main() -> None:
@@ -630,6 +633,8 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only fit and draw")
     parser.add_argument("--retry-failed", action="store_true")
     args = parser.parse_args()
+    if args.budget_min <= 0:
+        parser.error(f"--budget-min must be positive, got {args.budget_min}")
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")

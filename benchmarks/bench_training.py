@@ -215,6 +215,8 @@ def zoo(args: argparse.Namespace) -> None:
     """SchNet on a finished SCANN+ run's split, data and training seconds; both scored."""
     run = Path(args.run)
     name = args.name or run.name
+    if not (run / "config.yaml").is_file() or not (run / "split.json").is_file():
+        raise DataError(f"--run '{run}' is not a finished atomlens run (no config.yaml/split.json)")
     config = validate_config(yaml.safe_load((run / "config.yaml").read_text()))
     data = config.data
     if args.crystals:
