@@ -50,6 +50,7 @@ from atomlens.datasets import Source, Split, load_source, random_split
 from atomlens.errors import DataError
 from atomlens.files import write_json_atomic
 from atomlens.locks import exclusive
+from atomlens.zoo import HISTORY, shipped_models
 from schnet_baseline import Budget, SchNetSettings, cutoff_data, train_schnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ LABELS = {"scann_plus": "atomlens SCANN+", "schnet": "PyG SchNet"}
 PAPER_MAE = 0.032  # eV: SCANN+ on QM9 HOMO in the seed paper (full training, GPU)
 STANDARD_SPLIT = {"train": 110000, "val": 10000, "test": 10831, "seed": 0}
 SCANN_CONFIG = ROOT / "src" / "atomlens" / "zoo" / "qm9-homo" / "config.yaml"
-EPOCH_RUN = ROOT / "runs" / "zoo" / "qm9-homo"
+EPOCH_RUN = "qm9-homo"  # the shipped model's training history, else runs/zoo/qm9-homo
 LEVEL = 0.95
 
 
@@ -236,7 +237,7 @@ def epoch_extrapolation(metrics_csv: Path, target: float = PAPER_MAE) -> dict[st
     saturating = fit_saturating(epochs, maes)
     observed = float(epochs.max())
     result: dict[str, Any] = {
-        "run": str(metrics_csv.parent),
+        "log": str(metrics_csv),
         "epochs_observed": int(observed),
         "val_mae_last": float(maes[-1]),
         "val_mae_best": float(maes.min()),
@@ -493,7 +494,30 @@ def run_points(args: argparse.Namespace, out: Path) -> None:
             print(f"{model} N={n_train}: test MAE {point['test']['mae'] * 1000:.1f} meV")
 
 
-def report(out: Path, epoch_run: Path | None) -> dict[str, Any]:
+def epoch_log(spec: str) -> Path | None:
+    """The per-epoch log of a full-data run: a run's ``metrics.csv`` or a shipped model's history.
+
+    ``spec`` is a run directory, a shipped model's folder or a shipped model's name. The
+    default name falls back to ``runs/zoo/<name>`` when the shipped model has no history.
+
+    Raises:
+        DataError: If ``spec`` names neither (an explicit choice that finds no log).
+    """
+    path = Path(spec)
+    candidates = [path / "metrics.csv", path / HISTORY]
+    model = shipped_models().get(spec)
+    if model is not None:
+        candidates += [model.path / HISTORY, ROOT / "runs" / "zoo" / spec / "metrics.csv"]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None and spec != EPOCH_RUN:
+        raise DataError(
+            f"--epoch-run '{spec}' is neither a run directory with metrics.csv nor a shipped "
+            f"model with {HISTORY}"
+        )
+    return found
+
+
+def report(out: Path, epoch_csv: Path | None) -> dict[str, Any]:
     """Fit the points in ``out``, extrapolate to the paper's MAE, draw the figure."""
     fits: dict[str, Any] = {}
 
@@ -524,8 +548,8 @@ def report(out: Path, epoch_run: Path | None) -> dict[str, Any]:
             }
         data["fits"] = fits
         data["paper_mae"] = {"value": PAPER_MAE, "unit": "eV", "what": "SCANN+ QM9 HOMO, paper"}
-        if epoch_run is not None and (epoch_run / "metrics.csv").is_file():
-            data["epochs_for_paper_mae"] = epoch_extrapolation(epoch_run / "metrics.csv")
+        if epoch_csv is not None:
+            data["epochs_for_paper_mae"] = epoch_extrapolation(epoch_csv)
         data["fit_method"] = (
             "MAE = a * N^-b by least squares on log MAE vs log N; intervals: t intervals "
             f"({LEVEL:.0%}) from the fit's covariance, the N for a target MAE by propagating "
@@ -628,7 +652,10 @@ def main() -> None:
     parser.add_argument("--runs", default=None, help="folder of the points' runs")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="results JSON (PNG beside it)")
     parser.add_argument(
-        "--epoch-run", default=str(EPOCH_RUN), help="full-data run whose metrics.csv is fitted"
+        "--epoch-run",
+        default=EPOCH_RUN,
+        help="full-data run (folder with metrics.csv) or shipped model whose per-epoch "
+        "validation MAE is fitted (default: qm9-homo)",
     )
     parser.add_argument("--report", action="store_true", help="only fit and draw")
     parser.add_argument("--retry-failed", action="store_true")
@@ -644,9 +671,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     try:
+        epoch_csv = epoch_log(args.epoch_run) if args.epoch_run else None
         if not args.report:
             run_points(args, out)
-        report(out, Path(args.epoch_run) if args.epoch_run else None)
+        report(out, epoch_csv)
     except DataError as exc:
         raise SystemExit(f"error: {exc}") from None
 

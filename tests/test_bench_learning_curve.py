@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_learning_curve as lc
 from atomlens.datasets import random_split
 from atomlens.errors import DataError
+from atomlens.zoo import MODEL_FILES
 
 SIZES = np.array([1000, 4000, 16000, 64000, 110000], float)
 
@@ -151,12 +152,32 @@ def test_report_fits_and_draws(tmp_path: Path) -> None:
     )
     epoch_run = tmp_path / "run"
     write_metrics(epoch_run / "metrics.csv", 0.2 * np.arange(1, 31) ** -0.3)
-    data = lc.report(out, epoch_run)
+    data = lc.report(out, lc.epoch_log(str(epoch_run)))
     saved = json.loads(out.read_text())
     assert saved["fits"]["scann_plus"]["power_law"]["b"] == pytest.approx(0.3, abs=0.05)
     assert saved["fits"]["scann_plus"]["n_for_paper_mae"]["n"] > 110000
     assert "epochs_for_paper_mae" in data
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_epoch_log_finds_a_run_or_a_shipped_history(tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match=r"neither a run directory with metrics\.csv"):
+        lc.epoch_log(str(run))
+    metrics = write_metrics(run / "metrics.csv", np.array([0.3, 0.2]))
+    assert lc.epoch_log(str(run)) == metrics
+    zoo = tmp_path / "zoo"
+    model = zoo / "qm9-homo"
+    model.mkdir(parents=True)
+    for name in MODEL_FILES:
+        (model / name).write_text('{"name": "qm9-homo"}' if name == "card.json" else "")
+    monkeypatch.setenv("ATOMLENS_ZOO", str(zoo))
+    monkeypatch.setattr(lc, "ROOT", tmp_path)  # no runs/zoo/qm9-homo of this checkout
+    assert lc.epoch_log(lc.EPOCH_RUN) is None  # the default, when nothing has a history
+    history = write_metrics(model / lc.HISTORY, np.array([0.3, 0.2]))
+    assert lc.epoch_log(lc.EPOCH_RUN) == history
+    with pytest.raises(DataError, match="--epoch-run 'qm9-lumo' is neither"):
+        lc.epoch_log("qm9-lumo")
 
 
 def test_points_of_another_protocol_are_refused(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from atomlens.training.trainer import train
 from atomlens.zoo import (
     CARD,
     CONFIG,
+    HISTORY,
     MODEL_FILES,
     SUBSET_RELATIVE_TOLERANCE,
     WEIGHTS,
@@ -147,7 +148,11 @@ def test_export_writes_a_loadable_model_its_fixture_and_card(zoo: dict) -> None:
     assert list(models) == ["tiny-homo"]
     model = models["tiny-homo"]
     assert model.path == checkout / "src" / "atomlens" / "zoo" / "tiny-homo"
-    assert sorted(p.name for p in model.path.iterdir()) == sorted(MODEL_FILES)
+    assert sorted(p.name for p in model.path.iterdir()) == sorted((*MODEL_FILES, HISTORY))
+    # the run's per-epoch log ships as it is, one row an epoch, and the card says so
+    assert (model.path / HISTORY).read_bytes() == (run / "metrics.csv").read_bytes()
+    assert len((model.path / HISTORY).read_text().splitlines()) == 1 + model.card["epochs"]
+    assert model.card["training_history"].startswith(HISTORY)
     assert not [p for p in model.path.parent.iterdir() if p.name.startswith(".")]  # no staging
     assert zoo_size_bytes() == model.size_bytes > 0
     card = model.card
@@ -286,7 +291,7 @@ def test_empty_zoo_and_package_data(tmp_path: Path, monkeypatch, capsys) -> None
     # a wheel carries every file of every model folder
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = project["tool"]["setuptools"]["package-data"]["atomlens"]
-    assert {f"zoo/*/{name}" for name in MODEL_FILES} <= set(patterns)
+    assert {f"zoo/*/{name}" for name in (*MODEL_FILES, HISTORY)} <= set(patterns)
     assert CARD in MODEL_FILES
 
 

@@ -31,6 +31,8 @@ ZOO_ENV = "ATOMLENS_ZOO"
 # The files of one shipped model (pyproject.toml's package-data names the same four).
 WEIGHTS, CONFIG, METADATA, CARD = "weights.pt", "config.yaml", "metadata.json", "card.json"
 MODEL_FILES = (WEIGHTS, CONFIG, METADATA, CARD)
+# The run's per-epoch log (its metrics.csv), shipped beside them by exports that have one.
+HISTORY = "training_history.csv"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 # The fixed test subset whose MAE the card records and the tests recompute.
 SUBSET_SIZE = 200
@@ -55,7 +57,8 @@ class ShippedModel:
     @property
     def size_bytes(self) -> int:
         """Bytes of its files."""
-        return sum((self.path / f).stat().st_size for f in MODEL_FILES)
+        files = [self.path / f for f in (*MODEL_FILES, HISTORY)]
+        return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def zoo_dir() -> Path:

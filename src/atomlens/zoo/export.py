@@ -34,6 +34,7 @@ from atomlens.training.trainer import dataset_periodicity
 from atomlens.zoo import (
     CARD,
     CONFIG,
+    HISTORY,
     METADATA,
     SUBSET_RELATIVE_TOLERANCE,
     SUBSET_RULE,
@@ -140,6 +141,9 @@ def export_run(
         weights = _fp32_weights(run.model.state_dict())
         torch.save(weights, staging / WEIGHTS)
         shutil.copyfile(run_dir / "config.yaml", staging / CONFIG)
+        history = run_dir / "metrics.csv"
+        if history.is_file():
+            shutil.copyfile(history, staging / HISTORY)
         write_json_atomic(staging / METADATA, metadata)
         with atomic_path(fixture) as fixture_tmp:
             _write_fixture(fixture_tmp, structures, labels, run.target)
@@ -154,6 +158,7 @@ def export_run(
                 {"n": n, "mae": mae},
                 data_description,
                 hashlib.sha256((staging / WEIGHTS).read_bytes()).hexdigest(),
+                (staging / HISTORY).is_file(),
             )
             write_json_atomic(staging / CARD, card)
             _replace_folder(staging, zoo / name)
@@ -213,6 +218,7 @@ def _card(
     subset: dict[str, Any],
     data_description: str | None,
     weights_sha256: str,
+    has_history: bool,
 ) -> dict[str, Any]:
     """The model card (strict JSON)."""
     from ase.data import chemical_symbols
@@ -227,7 +233,7 @@ def _card(
     device = str(metadata.get("trained_on", {}).get("device", "unknown device"))
     threads = f", {t.threads} thread(s)" if t.threads and device == "cpu" else ""
     split = metadata["split"]
-    return {
+    card: dict[str, Any] = {
         "name": name,
         "task": f"{model} predicting {run.target}"
         + (f" ({unit})" if unit else "")
@@ -266,3 +272,8 @@ def _card(
         "retrain": f"atomlens train --model {name}",
         "weights_sha256": weights_sha256,
     }
+    if has_history:
+        card["training_history"] = (
+            f"{HISTORY}: per epoch, train loss, validation MAE and RMSE, learning rate, seconds"
+        )
+    return card
