@@ -3,7 +3,7 @@
     python benchmarks/bench_training.py throughput --crystals PATH
     python benchmarks/bench_training.py compare --task qm9_homo --budget-min 10
     python benchmarks/bench_training.py compare --task mp_eform --crystals PATH --budget-min 10
-    python benchmarks/bench_training.py zoo --run runs/zoo/qm9-homo
+    python benchmarks/bench_training.py zoo --run runs/zoo/qm9-homo   # or --run qm9-homo
 
 SchNet (torch_geometric, `pip install 'atomlens[bench]'`) gets atomlens' cutoff graph
 through its `interaction_graph` argument (see schnet_baseline.py: resumable, checkpointed
@@ -11,7 +11,8 @@ after every epoch, budget in accumulated training seconds). Both models see the 
 and the same training time, keep their best-validation weights and are scored on the same
 test set. `compare` trains both on a small split (benchmarks/results/training_*.json);
 `zoo` trains SchNet on exactly the split, data and training seconds of a finished SCANN+
-run, e.g. a shipped model's (benchmarks/results/zoo_schnet_<name>.json). Rerunning a
+run, or of a shipped model given by name (its split drawn again from its config and checked
+against its test fixture; benchmarks/results/zoo_schnet_<name>.json). Rerunning a
 command resumes its SchNet run.
 """
 
@@ -22,6 +23,7 @@ import csv
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +33,14 @@ import yaml
 
 from atomlens.config import validate_config
 from atomlens.datasets import Split, load_source
-from atomlens.datasets.run_data import load_sources, open_run_data, part_specs
+from atomlens.datasets.run_data import load_sources, open_run_data, part_specs, resolve_split
 from atomlens.errors import DataError
 from atomlens.files import write_json_atomic
 from atomlens.inference import load_model
 from atomlens.training.evaluate import evaluate_run
 from atomlens.training.metrics import regression_metrics
 from atomlens.training.trainer import predict_indices, train
+from atomlens.zoo import resolve_model
 from schnet_baseline import Budget, SchNetSettings, cutoff_data, train_schnet
 
 RESULTS = Path(__file__).parent / "results"
@@ -211,31 +214,116 @@ def scann_test_metrics(run_dir: Path) -> dict[str, Any]:
     return metrics | {"split": "test", "checkpoint": "best", "target": predictor.target}
 
 
-def zoo(args: argparse.Namespace) -> None:
-    """SchNet on a finished SCANN+ run's split, data and training seconds; both scored."""
-    run = Path(args.run)
-    name = args.name or run.name
+@dataclass
+class ScannRun:
+    """What the ``zoo`` comparison needs of a SCANN+ model: its data, split and figures."""
+
+    name: str
+    where: str
+    config: Any
+    source: Any
+    split: Split
+    split_file: str
+    seconds: float
+    seconds_from: str
+    unit: str
+    figures: dict[str, Any]
+
+
+def finished_run(run: Path, name: str | None, crystals: str | None) -> ScannRun:
+    """A finished training run: its config, ``split.json`` and test metrics."""
     if not (run / "config.yaml").is_file() or not (run / "split.json").is_file():
         raise DataError(f"--run '{run}' is not a finished atomlens run (no config.yaml/split.json)")
-    config = validate_config(yaml.safe_load((run / "config.yaml").read_text()))
-    data = config.data
-    if args.crystals:
-        data = data.model_copy(update={"source": args.crystals})
-    specs = part_specs(data)
-    if len(set(specs.values())) != 1:
-        raise DataError(f"'{run}' takes its parts from several sources; not supported here")
+    config, source = _config_and_source(run / "config.yaml", crystals)
     split = Split.load(run / "split.json")
-    source = load_sources(data)["train"]
     if len(source) != split.n_total:
         raise DataError(
-            f"'{specs['train']}' has {len(source)} records, but the split of '{run}' was drawn "
-            f"from {split.n_total}: not the run's data (pass --crystals)"
+            f"'{config.data.source}' has {len(source)} records, but the split of '{run}' was "
+            f"drawn from {split.n_total}: not the run's data (pass --crystals)"
         )
     summary = json.loads((run / "training_summary.json").read_text())
     metadata = json.loads((run / "metadata.json").read_text())
-    seconds = 60 * args.budget_min if args.budget_min else float(summary["train_seconds"])
+    scann = scann_test_metrics(run)
+    figures = {
+        "test": {k: scann[k] for k in ("mae", "rmse", "r2", "n")},
+        "epochs": summary["epochs"],
+        "best_epoch": summary.get("best_epoch"),
+        "train_seconds": summary["train_seconds"],
+        "parameters": metadata["parameters"],
+        "threads": config.training.threads,
+        "device": summary.get("device"),
+    }
+    seconds, origin = float(summary["train_seconds"]), "the run's training_summary.json"
+    return ScannRun(
+        name or run.name, str(run), config, source, split, str(run / "split.json"),
+        seconds, f"{origin} train_seconds", metadata.get("unit", ""), figures,
+    )  # fmt: skip
+
+
+def shipped_run(folder: Path, crystals: str | None) -> ScannRun:
+    """A shipped model: its config's split drawn again, checked against its test fixture.
+
+    The split is random with the config's seed, so drawing it again from the same data gives
+    the run's; the first 200 test records in sorted order must be the structures of the
+    model's fixture (``tests/data/zoo/<name>.extxyz``), which the export wrote from the run.
+    """
+    name, card = folder.name, json.loads((folder / "card.json").read_text())
+    config, source = _config_and_source(folder / "config.yaml", crystals)
+    split = resolve_split(config.data, {part: source for part in ("train", "val", "test")})
+    fixture = ROOT / card["test_subset"]["fixture"]
+    expected = load_source(str(fixture), targets=[config.data.target]).structures
+    drawn = [source.structures[i] for i in np.sort(split.test)[: len(expected)]]
+    same = len(drawn) == len(expected) and all(
+        np.array_equal(a.numbers, b.numbers) and np.allclose(a.positions, b.positions, atol=1e-5)
+        for a, b in zip(drawn, expected, strict=True)
+    )
+    if not same:
+        raise DataError(
+            f"the split drawn again from '{config.data.source}' is not the one '{name}' was "
+            f"trained on (its test records differ from '{fixture}'): pass the run with --run"
+        )
+    metadata = json.loads((folder / "metadata.json").read_text())
+    figures = {
+        "test": card["test"],
+        "epochs": card["epochs"],
+        "best_epoch": card["best_epoch"],
+        "train_seconds": 60 * card["training_minutes"],
+        "parameters": card["parameters"],
+        "threads": config.training.threads,
+        "device": metadata.get("trained_on", {}).get("device"),
+    }
+    return ScannRun(
+        name, f"shipped model {name}", config, source, split,
+        f"drawn again from {name}'s config (seed {split.seed}), checked against {fixture.name}",
+        60 * card["training_minutes"], "the card's training_minutes (rounded to 0.1 min)",
+        card["unit"], figures,
+    )  # fmt: skip
+
+
+def _config_and_source(config_file: Path, crystals: str | None) -> tuple[Any, Any]:
+    """A run's validated config (``--crystals`` replacing its data file) and its one source."""
+    config = validate_config(yaml.safe_load(config_file.read_text()))
+    if crystals:
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"source": crystals})}
+        )
+    specs = part_specs(config.data)
+    if len(set(specs.values())) != 1:
+        raise DataError(f"'{config_file}' takes its parts from several sources; not supported")
+    return config, load_sources(config.data)["train"]
+
+
+def zoo(args: argparse.Namespace) -> None:
+    """SchNet on a SCANN+ model's split, data and training seconds; both scored."""
+    folder, shipped = resolve_model(args.run)
+    if shipped is None:
+        scann = finished_run(folder, args.name, args.crystals)
+    else:
+        scann = shipped_run(folder, args.crystals)
+    name, split = args.name or scann.name, scann.split
+    seconds = 60 * args.budget_min if args.budget_min else scann.seconds
     settings = SchNetSettings()
-    dataset, rows = cutoff_data(source, split, settings.cutoff, workers=args.workers)
+    dataset, rows = cutoff_data(scann.source, split, settings.cutoff, workers=args.workers)
     if not np.array_equal(dataset.records[rows.test], split.test):
         raise DataError("the SchNet test rows are not the run's test records")
     work = Path(args.work) if args.work else ROOT / "runs" / "bench_schnet" / name
@@ -244,41 +332,30 @@ def zoo(args: argparse.Namespace) -> None:
         dataset, rows, work, Budget(seconds=seconds), settings, threads=args.threads
     )
     wall = time.perf_counter() - t
-    scann = scann_test_metrics(run)
     report = {
         "model": name,
-        "run": str(run),
-        "target": data.target,
-        "unit": metadata.get("unit", ""),
-        "data": {"source": specs["train"], "records": split.n_total},
+        "run": scann.where,
+        "target": scann.config.data.target,
+        "unit": scann.unit,
+        "data": {"source": scann.config.data.source, "records": split.n_total},
         "split": {
             "train": int(split.train.size),
             "val": int(split.val.size),
             "test": int(split.test.size),
             "seed": split.seed,
-            "file": str(run / "split.json"),
+            "file": scann.split_file,
         },
         "budget": {
             "training_seconds": seconds,
-            "from": f"--budget-min {args.budget_min}"
-            if args.budget_min
-            else "the SCANN+ run's training_summary.json train_seconds",
+            "from": f"--budget-min {args.budget_min}" if args.budget_min else scann.seconds_from,
             "counts": "the whole epoch loop (training steps, validation, checkpoints), as "
             "atomlens' training.max_minutes",
         },
-        "scann_plus": {
-            "test": {k: scann[k] for k in ("mae", "rmse", "r2", "n")},
-            "epochs": summary["epochs"],
-            "best_epoch": summary.get("best_epoch"),
-            "train_seconds": summary["train_seconds"],
-            "parameters": metadata["parameters"],
-            "threads": config.training.threads,
-            "device": summary.get("device"),
-        },
+        "scann_plus": scann.figures,
         "schnet_pyg": {k: v for k, v in schnet.items() if k != "history"}
         | {"work_folder": str(work), "wall_seconds_this_call": wall},
         "schnet_val_mae_per_epoch": [h["val_mae"] for h in schnet["history"]],
-        "scann_plus_beats_schnet": bool(scann["mae"] < schnet["test"]["mae"]),
+        "scann_plus_beats_schnet": bool(scann.figures["test"]["mae"] < schnet["test"]["mae"]),
     }
     print(json.dumps({k: report[k] for k in ("scann_plus", "scann_plus_beats_schnet")}, indent=1))
     out = Path(args.out) if args.out else RESULTS / f"zoo_schnet_{name}.json"
@@ -311,7 +388,11 @@ def main() -> None:
     )
     p.set_defaults(command=compare)
     p = commands.add_parser("zoo", help="SchNet at the equal budget of a finished SCANN+ run")
-    p.add_argument("--run", required=True, help="the SCANN+ run directory, e.g. runs/zoo/qm9-homo")
+    p.add_argument(
+        "--run",
+        required=True,
+        help="the SCANN+ run directory (e.g. runs/zoo/qm9-homo) or a shipped model's name",
+    )
     p.add_argument("--name", default=None, help="name of the results (default: the run's)")
     p.add_argument("--crystals", default=None, help="path of the run's data file, if moved")
     p.add_argument(
