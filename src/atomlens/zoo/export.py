@@ -141,9 +141,9 @@ def export_run(
         weights = _fp32_weights(run.model.state_dict())
         torch.save(weights, staging / WEIGHTS)
         shutil.copyfile(run_dir / "config.yaml", staging / CONFIG)
-        history = run_dir / "metrics.csv"
-        if history.is_file():
-            shutil.copyfile(history, staging / HISTORY)
+        has_history = (run_dir / "metrics.csv").is_file()
+        if has_history:
+            shutil.copyfile(run_dir / "metrics.csv", staging / HISTORY)
         write_json_atomic(staging / METADATA, metadata)
         with atomic_path(fixture) as fixture_tmp:
             _write_fixture(fixture_tmp, structures, labels, run.target)
@@ -158,7 +158,7 @@ def export_run(
                 {"n": n, "mae": mae},
                 data_description,
                 hashlib.sha256((staging / WEIGHTS).read_bytes()).hexdigest(),
-                (staging / HISTORY).is_file(),
+                has_history,
             )
             write_json_atomic(staging / CARD, card)
             _replace_folder(staging, zoo / name)
